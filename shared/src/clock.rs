@@ -1,0 +1,71 @@
+//! Wall-clock time as epoch seconds: what Slack timestamps, DynamoDB TTLs and
+//! token expiries are all written in.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub fn now_epoch_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn now_epoch_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// (year, month, day, hour, minute, second) in UTC for epoch seconds.
+/// SigV4 needs `YYYYMMDD'T'HHMMSS'Z'`; this avoids a date crate for one format.
+pub fn utc_parts(epoch_secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = epoch_secs.div_euclid(86_400);
+    let secs_of_day = epoch_secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        month,
+        day,
+        (secs_of_day / 3_600) as u32,
+        (secs_of_day % 3_600 / 60) as u32,
+        (secs_of_day % 60) as u32,
+    )
+}
+
+/// Random bytes from the OS. Used for OAuth `state`, visitor passwords and
+/// retry jitter; a failing OS RNG is not survivable, so this falls back to
+/// time-derived bytes only to avoid a panic in a request path.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    if getrandom::getrandom(&mut buf).is_err() {
+        let seed = now_epoch_millis().to_le_bytes();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = seed[i % seed.len()].wrapping_add(i as u8);
+        }
+    }
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_parts_matches_known_instants() {
+        assert_eq!(utc_parts(0), (1970, 1, 1, 0, 0, 0));
+        // 2015-08-30T12:36:00Z, the SigV4 test-suite date.
+        assert_eq!(utc_parts(1_440_938_160), (2015, 8, 30, 12, 36, 0));
+        // 2024-02-29T23:59:59Z, a leap day.
+        assert_eq!(utc_parts(1_709_251_199), (2024, 2, 29, 23, 59, 59));
+    }
+}

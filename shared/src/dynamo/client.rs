@@ -1,0 +1,219 @@
+use serde_json::Value;
+
+use super::sigv4::{self, SigningInput};
+use super::Item;
+use crate::clock::now_epoch_secs;
+use crate::secret::Secret;
+
+#[derive(Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DynamoError {
+    /// Network error, timeout, throttling or a 5xx: the caller answers 5xx so
+    /// the sender retries, and sends nothing meanwhile (SPEC §2).
+    #[error("DynamoDB unavailable: {0}")]
+    Unavailable(String),
+    /// A `ConditionExpression` did not hold; carries the item as it was when
+    /// the request asked for `ReturnValuesOnConditionCheckFailure: ALL_OLD`.
+    #[error("conditional check failed")]
+    ConditionalCheckFailed(Option<Item>),
+    #[error("DynamoDB refused the request: {kind}: {message}")]
+    Rejected { kind: String, message: String },
+}
+
+impl DynamoError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DynamoError::Unavailable(_))
+    }
+}
+
+#[derive(Clone)]
+pub struct DynamoClient {
+    http: reqwest::Client,
+    endpoint: String,
+    host: String,
+    region: String,
+    credentials: Credentials,
+}
+
+impl DynamoClient {
+    pub fn new(
+        http: reqwest::Client,
+        endpoint: &str,
+        region: &str,
+        credentials: Credentials,
+    ) -> Result<Self, String> {
+        let url = url::Url::parse(endpoint).map_err(|e| format!("{endpoint}: {e}"))?;
+        let host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => return Err(format!("{endpoint}: no host")),
+        };
+        Ok(Self {
+            http,
+            endpoint: endpoint.trim_end_matches('/').to_string() + "/",
+            host,
+            region: region.to_string(),
+            credentials,
+        })
+    }
+
+    /// Endpoint, region and credentials from the standard AWS variables:
+    /// `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`), `AWS_REGION` (or
+    /// `AWS_DEFAULT_REGION`), `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN` — what Lambda sets for the function's role.
+    pub fn from_env(http: reqwest::Client) -> Result<Self, crate::config::ConfigError> {
+        Self::from_lookup(http, |name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(
+        http: reqwest::Client,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        use crate::config::ConfigError;
+        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let region = get("AWS_REGION")
+            .or_else(|| get("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let endpoint_override =
+            get("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| get("AWS_ENDPOINT_URL"));
+        let credentials = match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
+            (Some(id), Some(secret)) => Credentials {
+                access_key_id: id,
+                secret_access_key: Secret::new(secret),
+                session_token: get("AWS_SESSION_TOKEN").map(Secret::new),
+            },
+            // DynamoDB Local accepts any credentials; don't make local runs
+            // invent some. Real AWS always gets the role's.
+            _ if endpoint_override.is_some() => Credentials {
+                access_key_id: "local".into(),
+                secret_access_key: Secret::new("local"),
+                session_token: None,
+            },
+            _ => {
+                return Err(ConfigError::Missing(vec![
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY",
+                ]))
+            }
+        };
+        let endpoint =
+            endpoint_override.unwrap_or_else(|| format!("https://dynamodb.{region}.amazonaws.com"));
+        Self::new(http, &endpoint, &region, credentials).map_err(|reason| ConfigError::Invalid {
+            name: "AWS_ENDPOINT_URL_DYNAMODB",
+            reason,
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// One DynamoDB operation (`GetItem`, `PutItem`, …) with its JSON input.
+    pub async fn call(&self, operation: &str, input: &Value) -> Result<Value, DynamoError> {
+        let body = serde_json::to_vec(input).map_err(|e| DynamoError::Rejected {
+            kind: "SerializationException".into(),
+            message: e.to_string(),
+        })?;
+        let now = now_epoch_secs();
+        let amz_date = sigv4::amz_date(now);
+        let target = format!("DynamoDB_20120810.{operation}");
+        let content_type = "application/x-amz-json-1.0";
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("content-type", content_type),
+            ("host", &self.host),
+            ("x-amz-date", &amz_date),
+            ("x-amz-target", &target),
+        ];
+        if let Some(token) = &self.credentials.session_token {
+            headers.push(("x-amz-security-token", token.expose()));
+        }
+        let authorization = sigv4::authorization(
+            &SigningInput {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: &headers,
+                body: &body,
+                region: &self.region,
+                service: "dynamodb",
+                epoch_secs: now,
+            },
+            &self.credentials.access_key_id,
+            self.credentials.secret_access_key.expose(),
+        );
+        let mut request = self
+            .http
+            .post(&self.endpoint)
+            .header("content-type", content_type)
+            .header("x-amz-date", &amz_date)
+            .header("x-amz-target", &target)
+            .header("authorization", authorization)
+            .body(body);
+        if let Some(token) = &self.credentials.session_token {
+            request = request.header("x-amz-security-token", token.expose());
+        }
+        let response = request.send().await.map_err(|e| {
+            DynamoError::Unavailable(format!(
+                "{operation}: {}",
+                crate::http_types::describe_http(&e)
+            ))
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| {
+            DynamoError::Unavailable(format!(
+                "{operation}: {}",
+                crate::http_types::describe_http(&e)
+            ))
+        })?;
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(value);
+        }
+        let kind = value
+            .get("__type")
+            .and_then(Value::as_str)
+            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
+            .unwrap_or_default();
+        let message = value
+            .get("message")
+            .or_else(|| value.get("Message"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if kind == "ConditionalCheckFailedException" {
+            let old = value.get("Item").and_then(Value::as_object).cloned();
+            return Err(DynamoError::ConditionalCheckFailed(old));
+        }
+        if status.is_server_error()
+            || matches!(
+                kind.as_str(),
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+            )
+        {
+            return Err(DynamoError::Unavailable(format!(
+                "{operation}: {status} {kind}"
+            )));
+        }
+        Err(DynamoError::Rejected { kind, message })
+    }
+
+    pub async fn get_item(&self, table: &str, key: Value) -> Result<Option<Item>, DynamoError> {
+        let out = self
+            .call(
+                "GetItem",
+                &serde_json::json!({ "TableName": table, "Key": key, "ConsistentRead": true }),
+            )
+            .await?;
+        Ok(out.get("Item").and_then(Value::as_object).cloned())
+    }
+}

@@ -1,0 +1,160 @@
+//! The visitor's text message to Kefu (SPEC §3 "Send a text as the visitor").
+
+use serde::Serialize;
+
+use crate::slack::markup::split_by_cost;
+
+/// Easemob's limit on the whole request body as sent.
+pub const MAX_BODY_BYTES: usize = 5_120;
+
+/// What Kefu shows the agent about the visitor (`ext.weichat.visitor`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct VisitorInfo {
+    #[serde(rename = "userNickname")]
+    pub user_nickname: String,
+    #[serde(rename = "trueName", skip_serializing_if = "String::is_empty", default)]
+    pub true_name: String,
+    #[serde(
+        rename = "companyName",
+        skip_serializing_if = "String::is_empty",
+        default
+    )]
+    pub company_name: String,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub phone: String,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub email: String,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub description: String,
+}
+
+impl VisitorInfo {
+    /// Fields are capped so the ext can never crowd the text out of the 5 KB body.
+    pub fn capped(mut self) -> Self {
+        for field in [
+            &mut self.user_nickname,
+            &mut self.true_name,
+            &mut self.company_name,
+            &mut self.phone,
+            &mut self.email,
+        ] {
+            truncate_chars(field, 128);
+        }
+        truncate_chars(&mut self.description, 512);
+        self
+    }
+}
+
+fn truncate_chars(s: &mut String, max: usize) {
+    if let Some((i, _)) = s.char_indices().nth(max) {
+        s.truncate(i);
+    }
+}
+
+/// One text message from a visitor to the Kefu service number.
+#[derive(Debug, Clone)]
+pub struct TextMessage<'a> {
+    pub from: &'a str,
+    pub service_number: &'a str,
+    pub visitor: &'a VisitorInfo,
+}
+
+impl TextMessage<'_> {
+    fn body(&self, text: &str) -> serde_json::Value {
+        serde_json::json!({
+            "target_type": "users",
+            "target": [self.service_number],
+            "msg": { "type": "txt", "msg": text },
+            "from": self.from,
+            "ext": { "weichat": { "visitor": self.visitor } },
+        })
+    }
+
+    /// The request bodies for `text`, split into ordered messages so that each
+    /// whole body stays within 5,120 bytes.
+    pub fn bodies(&self, text: &str) -> Vec<Vec<u8>> {
+        let overhead = serde_json::to_vec(&self.body("")).map_or(0, |b| b.len());
+        let budget = MAX_BODY_BYTES.saturating_sub(overhead).max(64);
+        split_by_cost(text, budget, json_escaped_len)
+            .into_iter()
+            .map(|part| serde_json::to_vec(&self.body(&part)).unwrap_or_default())
+            .collect()
+    }
+}
+
+/// Bytes `c` takes inside a JSON string as serde_json writes it.
+fn json_escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{08}' | '\u{0C}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visitor() -> VisitorInfo {
+        VisitorInfo {
+            user_nickname: "Ada".into(),
+            company_name: "Acme".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn body_has_the_documented_shape() {
+        let visitor = visitor();
+        let message = TextMessage {
+            from: "T1_U1_D1",
+            service_number: "kefu1",
+            visitor: &visitor,
+        };
+        let bodies = message.bodies("hi");
+        assert_eq!(bodies.len(), 1);
+        let value: serde_json::Value = serde_json::from_slice(&bodies[0]).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "target_type": "users", "target": ["kefu1"],
+                "msg": {"type": "txt", "msg": "hi"}, "from": "T1_U1_D1",
+                "ext": {"weichat": {"visitor": {"userNickname": "Ada", "companyName": "Acme"}}}
+            })
+        );
+    }
+
+    #[test]
+    fn long_text_splits_into_bodies_within_5kb_losing_nothing() {
+        let visitor = visitor();
+        let message = TextMessage {
+            from: "T1_U1_D1",
+            service_number: "kefu1",
+            visitor: &visitor,
+        };
+        let text = "word \"quoted\" 你好 ".repeat(800);
+        let bodies = message.bodies(&text);
+        assert!(bodies.len() > 1);
+        let mut words = Vec::new();
+        for body in &bodies {
+            assert!(body.len() <= MAX_BODY_BYTES, "body of {} bytes", body.len());
+            let value: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let part = value["msg"]["msg"].as_str().unwrap().to_string();
+            words.extend(part.split_whitespace().map(str::to_string));
+        }
+        let expected: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+        assert_eq!(words, expected);
+    }
+
+    #[test]
+    fn capped_limits_every_field() {
+        let info = VisitorInfo {
+            user_nickname: "n".repeat(1000),
+            description: "d".repeat(5000),
+            ..visitor()
+        }
+        .capped();
+        assert_eq!(info.user_nickname.chars().count(), 128);
+        assert_eq!(info.description.chars().count(), 512);
+    }
+}

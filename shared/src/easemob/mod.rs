@@ -1,0 +1,9 @@
+//! Easemob IM REST and Kefu (SPEC §3).
+
+pub mod client;
+pub mod message;
+pub mod token;
+
+pub use client::{EasemobClient, EasemobError};
+pub use message::{TextMessage, VisitorInfo};
+pub use token::TokenProvider;

@@ -1,0 +1,202 @@
+//! The Lambda boundary (SPEC §1 "Events a function receives").
+//!
+//! Functions take the raw invocation payload and classify it themselves:
+//! `lambda_http::run` can't take EventBridge Scheduled Events and panics
+//! (HTTP 500) on a body flagged `isBase64Encoded` that isn't base64, so every
+//! input here gets a deliberate answer instead.
+
+use std::future::Future;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use base64::Engine;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use crate::http_types::{HttpRequest, HttpResponse};
+
+/// What an invocation carries.
+#[derive(Debug)]
+pub enum Incoming {
+    Http(Box<ApiGatewayV2httpRequest>),
+    Scheduled(Box<EventBridgeEvent<Value>>),
+    /// Neither: answered with a 400-shaped response and a log line.
+    Unrecognised(String),
+}
+
+pub fn classify(payload: Value) -> Incoming {
+    let is_scheduled = payload.get("detail-type").is_some() && payload.get("source").is_some();
+    if is_scheduled {
+        return match serde_json::from_value(payload) {
+            Ok(event) => Incoming::Scheduled(Box::new(event)),
+            Err(e) => Incoming::Unrecognised(format!("scheduled event: {e}")),
+        };
+    }
+    if payload.get("requestContext").is_some() || payload.get("routeKey").is_some() {
+        return match serde_json::from_value(payload) {
+            Ok(event) => Incoming::Http(Box::new(event)),
+            Err(e) => Incoming::Unrecognised(format!("API Gateway v2 event: {e}")),
+        };
+    }
+    Incoming::Unrecognised("neither an API Gateway v2 request nor a Scheduled Event".into())
+}
+
+/// API Gateway v2 request → [`HttpRequest`]; a body flagged base64 that isn't
+/// is answered 400 here.
+pub fn to_http_request(event: ApiGatewayV2httpRequest) -> Result<HttpRequest, HttpResponse> {
+    let body = match (event.body, event.is_base64_encoded) {
+        (None, _) => Vec::new(),
+        (Some(body), false) => body.into_bytes(),
+        (Some(body), true) => base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .map_err(|_| {
+                tracing::warn!("request_body_not_base64");
+                HttpResponse::text(400, "body is flagged isBase64Encoded but is not base64")
+            })?,
+    };
+    let method = event.request_context.http.method.as_str().to_string();
+    let path = event
+        .raw_path
+        .or(event.request_context.http.path)
+        .unwrap_or_else(|| "/".to_string());
+    let query = event
+        .raw_query_string
+        .as_deref()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let public_base_url = event.request_context.domain_name.as_deref().map(|domain| {
+        match event.request_context.stage.as_deref() {
+            Some(stage) if !stage.is_empty() && stage != "$default" => {
+                format!("https://{domain}/{stage}")
+            }
+            _ => format!("https://{domain}"),
+        }
+    });
+    Ok(HttpRequest {
+        method,
+        path,
+        headers: event.headers,
+        query,
+        cookies: event.cookies.unwrap_or_default(),
+        body,
+        public_base_url,
+    })
+}
+
+pub fn to_apigw_response(response: HttpResponse) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &response.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let mut out = ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(response.status);
+    out.headers = headers;
+    out.body = Some(Body::Text(response.body));
+    out.is_base64_encoded = false;
+    out.cookies = response.cookies;
+    out
+}
+
+/// One invocation: HTTP requests go to `http`, Scheduled Events to
+/// `scheduled`, anything else gets a 400 and a log line. Never an `Err`, so
+/// API Gateway never turns a handler error into an anonymous 500.
+pub async fn dispatch<H, HF, S, SF>(payload: Value, http: H, scheduled: S) -> Value
+where
+    H: FnOnce(HttpRequest) -> HF,
+    HF: Future<Output = HttpResponse>,
+    S: FnOnce(EventBridgeEvent<Value>) -> SF,
+    SF: Future<Output = Value>,
+{
+    match classify(payload) {
+        Incoming::Http(event) => {
+            let response = match to_http_request(*event) {
+                Ok(request) => http(request).await,
+                Err(response) => response,
+            };
+            serde_json::to_value(to_apigw_response(response)).unwrap_or(Value::Null)
+        }
+        Incoming::Scheduled(event) => scheduled(*event).await,
+        Incoming::Unrecognised(reason) => {
+            tracing::warn!(reason, "invocation_unrecognised");
+            serde_json::to_value(to_apigw_response(HttpResponse::text(
+                400,
+                "unrecognised event",
+            )))
+            .unwrap_or(Value::Null)
+        }
+    }
+}
+
+/// What a function answers a Scheduled Event when it has nothing to drain.
+pub fn nothing_scheduled(event: &EventBridgeEvent<Value>) -> Value {
+    tracing::info!(source = %event.source, outcome = "nothing_to_do", "scheduled_event");
+    serde_json::json!({ "drained": 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apigw(body: &str, base64: bool) -> Value {
+        serde_json::json!({
+            "version": "2.0", "routeKey": "POST /slack/events", "rawPath": "/slack/events",
+            "rawQueryString": "a=1&b=x%20y", "cookies": ["c=1"],
+            "headers": { "Content-Type": "application/json" },
+            "requestContext": {
+                "domainName": "abc.execute-api.us-east-1.amazonaws.com", "stage": "$default",
+                "http": { "method": "POST", "path": "/slack/events" }
+            },
+            "body": body, "isBase64Encoded": base64
+        })
+    }
+
+    #[test]
+    fn api_gateway_events_become_requests() {
+        let Incoming::Http(event) = classify(apigw("eyJhIjoxfQ==", true)) else {
+            panic!()
+        };
+        let request = to_http_request(*event).unwrap();
+        assert_eq!(request.body, br#"{"a":1}"#);
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.path, "/slack/events");
+        assert_eq!(request.query_param("b"), Some("x y"));
+        assert_eq!(request.cookie("c"), Some("1"));
+        assert_eq!(request.header("content-type"), Some("application/json"));
+        assert_eq!(
+            request.public_base_url.as_deref(),
+            Some("https://abc.execute-api.us-east-1.amazonaws.com")
+        );
+    }
+
+    #[test]
+    fn a_base64_flag_that_lies_is_a_400() {
+        let Incoming::Http(event) = classify(apigw("not base64!", true)) else {
+            panic!()
+        };
+        assert_eq!(to_http_request(*event).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn scheduled_events_are_recognised() {
+        let payload = serde_json::json!({
+            "version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "1", "time": "2026-11-26T10:00:00Z", "region": "us-east-1",
+            "resources": [], "detail": {}
+        });
+        assert!(matches!(classify(payload), Incoming::Scheduled(_)));
+        assert!(matches!(
+            classify(serde_json::json!({"x": 1})),
+            Incoming::Unrecognised(_)
+        ));
+    }
+}

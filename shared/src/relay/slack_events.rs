@@ -1,0 +1,388 @@
+//! `POST /slack/events`: Slack Events API → Kefu (SPEC §2).
+
+use std::time::{Duration, Instant};
+
+use crate::bridge::Bridge;
+use crate::clock::now_epoch_secs;
+use crate::dynamo::DynamoError;
+use crate::easemob::{EasemobError, TextMessage};
+use crate::http_types::{HttpRequest, HttpResponse};
+use crate::loop_guard::{own_message, BridgeIdentity};
+use crate::relay::{to_kefu, visitor_profile};
+use crate::slack::events::{
+    is_content_subtype, is_supported_channel_type, Envelope, Event, EventCallback, MessageEvent,
+};
+use crate::slack::markup::{mentioned_users, to_plain_text};
+use crate::slack::{ChannelId, UserId};
+use crate::store::{Claim, ClaimKey, Installation, WorkspaceKey};
+use crate::visitor::VisitorId;
+
+/// Slack waits 3 s; everything the handler does fits inside this.
+pub const BUDGET: Duration = Duration::from_millis(2_600);
+/// A claim's lease: longer than any invocation, short enough that a crashed
+/// one is retried by Slack's next attempt (≈1 min later).
+const CLAIM_LEASE_SECS: i64 = 30;
+
+/// Entry point for the `slack-events` function.
+pub async fn handle(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
+    let deadline = Instant::now() + BUDGET;
+    if !request.method.eq_ignore_ascii_case("POST") {
+        return reject(405, "use POST").with_header("allow", "POST");
+    }
+    if let Err(reason) = bridge.verifier.verify(
+        request.header("x-slack-request-timestamp"),
+        request.header("x-slack-signature"),
+        &request.body,
+        now_epoch_secs(),
+    ) {
+        tracing::warn!(reason = %reason, "slack_signature_rejected");
+        return reject(401, &format!("invalid request signature: {reason}"));
+    }
+    if request.body.is_empty() {
+        tracing::warn!("slack_event_empty_body");
+        return reject(400, "empty body");
+    }
+    if !request.has_media_type("application/json") {
+        tracing::warn!(
+            content_type = request.header("content-type"),
+            "slack_event_wrong_content_type"
+        );
+        return reject(415, "expected Content-Type: application/json");
+    }
+    let envelope: Envelope = match serde_json::from_slice(&request.body) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            tracing::warn!(%error, "slack_event_malformed_json");
+            return reject(400, "body is not a Slack event envelope");
+        }
+    };
+    match envelope {
+        Envelope::UrlVerification { challenge } => {
+            tracing::info!(outcome = "url_verification", "slack_event");
+            HttpResponse::json(200, &serde_json::json!({ "challenge": challenge }))
+        }
+        Envelope::AppRateLimited { team_id } => {
+            tracing::warn!(
+                team = team_id.as_deref(),
+                outcome = "app_rate_limited",
+                "slack_event"
+            );
+            ok()
+        }
+        Envelope::Unknown => {
+            tracing::info!(outcome = "unknown_envelope_type", "slack_event");
+            ok()
+        }
+        Envelope::EventCallback(callback) => {
+            let retry = request.header("x-slack-retry-num").map(str::to_string);
+            let report = handle_callback(bridge, &callback, deadline).await;
+            tracing::info!(
+                event_id = %callback.event_id,
+                team = %callback.team_id,
+                channel = report.channel.as_deref(),
+                retry = retry.as_deref(),
+                outcome = report.outcome,
+                detail = report.detail.as_deref(),
+                parts = report.parts,
+                "slack_event"
+            );
+            report.response
+        }
+    }
+}
+
+struct Report {
+    outcome: &'static str,
+    detail: Option<String>,
+    channel: Option<String>,
+    parts: usize,
+    response: HttpResponse,
+}
+
+impl Report {
+    fn done(outcome: &'static str) -> Self {
+        Self {
+            outcome,
+            detail: None,
+            channel: None,
+            parts: 0,
+            response: ok(),
+        }
+    }
+
+    fn retry_later(outcome: &'static str, detail: String) -> Self {
+        Self {
+            outcome,
+            response: HttpResponse::text(503, format!("temporarily unavailable: {outcome}")),
+            detail: Some(detail),
+            channel: None,
+            parts: 0,
+        }
+    }
+
+    fn with_channel(mut self, channel: Option<&str>) -> Self {
+        self.channel = channel.map(str::to_string);
+        self
+    }
+}
+
+async fn handle_callback(bridge: &Bridge, callback: &EventCallback, deadline: Instant) -> Report {
+    let event: Event = match serde_json::from_value(callback.event.clone()) {
+        Ok(event) => event,
+        Err(error) => {
+            return Report {
+                response: reject(400, "event has unexpected field types"),
+                detail: Some(error.to_string()),
+                ..Report::done("malformed_event")
+            }
+        }
+    };
+    match event {
+        Event::Message(message) => {
+            let channel = message.channel.clone();
+            handle_message(bridge, callback, &message, deadline)
+                .await
+                .with_channel(channel.as_deref())
+        }
+        Event::AppUninstalled => uninstall(bridge, callback, "app_uninstalled").await,
+        Event::TokensRevoked { tokens } if !tokens.bot.is_empty() => {
+            uninstall(bridge, callback, "tokens_revoked").await
+        }
+        Event::TokensRevoked { .. } => Report::done("user_tokens_revoked_ignored"),
+        Event::Other => Report::done("unhandled_event_type"),
+    }
+}
+
+/// The installation an event belongs to: enterprise-wide installs are keyed
+/// by enterprise, others by team.
+async fn find_installation(
+    bridge: &Bridge,
+    callback: &EventCallback,
+) -> Result<Option<Installation>, DynamoError> {
+    let enterprise = callback.enterprise_id.as_deref().filter(|e| !e.is_empty());
+    let mut keys = Vec::new();
+    if callback.is_enterprise_install {
+        keys.extend(enterprise.map(|e| WorkspaceKey::Enterprise(e.to_string())));
+    }
+    keys.push(WorkspaceKey::Team(callback.team_id.clone()));
+    if !callback.is_enterprise_install {
+        keys.extend(enterprise.map(|e| WorkspaceKey::Enterprise(e.to_string())));
+    }
+    for key in keys {
+        if let Some(installation) = bridge.installation(&key).await? {
+            return Ok(Some(installation));
+        }
+    }
+    Ok(None)
+}
+
+fn workspace_key(callback: &EventCallback) -> WorkspaceKey {
+    match callback.enterprise_id.as_deref() {
+        Some(enterprise) if callback.is_enterprise_install && !enterprise.is_empty() => {
+            WorkspaceKey::Enterprise(enterprise.to_string())
+        }
+        _ => WorkspaceKey::Team(callback.team_id.clone()),
+    }
+}
+
+/// `app_uninstalled` / bot `tokens_revoked`: delete the installation and
+/// everything cached for the workspace. Idempotent.
+async fn uninstall(bridge: &Bridge, callback: &EventCallback, outcome: &'static str) -> Report {
+    let key = workspace_key(callback);
+    bridge.forget_workspace(&key);
+    match bridge.store.delete_workspace(&key).await {
+        Ok(deleted) => Report {
+            detail: Some(format!("{deleted} records deleted")),
+            ..Report::done(outcome)
+        },
+        Err(error) => Report::retry_later("store_unavailable", error.to_string()),
+    }
+}
+
+async fn handle_message(
+    bridge: &Bridge,
+    callback: &EventCallback,
+    message: &MessageEvent,
+    deadline: Instant,
+) -> Report {
+    let channel_type = message.channel_type.as_deref().unwrap_or("");
+    if !is_supported_channel_type(channel_type) {
+        return Report::done("unsupported_channel_type");
+    }
+    let installation = match find_installation(bridge, callback).await {
+        Ok(Some(installation)) => installation,
+        Ok(None) => return Report::done("workspace_not_installed"),
+        Err(error) => return Report::retry_later("store_unavailable", error.to_string()),
+    };
+    let me = BridgeIdentity {
+        bot_id: &installation.bot_id,
+        bot_user_id: &installation.bot_user_id,
+        app_id: &callback.api_app_id,
+    };
+    if let Some(rule) = own_message(message, me) {
+        return Report {
+            detail: Some(format!("{rule:?}")),
+            ..Report::done("own_message_not_forwarded")
+        };
+    }
+    if !is_content_subtype(message.subtype.as_deref()) {
+        return Report {
+            detail: message.subtype.clone(),
+            ..Report::done("subtype_not_forwarded")
+        };
+    }
+    let (Some(user), Some(channel)) = (
+        message.user.as_deref().and_then(UserId::parse),
+        message.channel.as_deref().and_then(ChannelId::parse),
+    ) else {
+        return Report::done("missing_user_or_channel");
+    };
+    let visitor = match VisitorId::new(installation.key.id(), &user, &channel) {
+        Ok(visitor) => visitor,
+        Err(error) => {
+            return Report {
+                detail: Some(error.to_string()),
+                ..Report::done("visitor_id_invalid")
+            }
+        }
+    };
+
+    let claim_key = ClaimKey::SlackEvent(callback.event_id.clone());
+    let parts_done = match bridge.store.claim(&claim_key, CLAIM_LEASE_SECS).await {
+        Ok(Claim::Acquired { parts_done }) => parts_done as usize,
+        Ok(Claim::Completed) => return Report::done("duplicate_already_delivered"),
+        Ok(Claim::InProgress) => {
+            return Report::retry_later(
+                "duplicate_in_progress",
+                "another delivery holds the claim".into(),
+            )
+        }
+        Err(error) => return Report::retry_later("store_unavailable", error.to_string()),
+    };
+
+    let text = message_text(bridge, &installation, message).await;
+    if text.trim().is_empty() {
+        let _ = bridge.store.complete_claim(&claim_key, 0).await;
+        return Report::done("empty_message");
+    }
+
+    remember_thread(bridge, &installation.key, &visitor, message).await;
+
+    let user_profile = visitor_profile::slack_user(bridge, &installation, user.as_str()).await;
+    let team_profile = visitor_profile::slack_team(bridge, &installation, &callback.team_id).await;
+    let visitor_info = visitor_profile::visitor_info(
+        &visitor,
+        user_profile.as_ref(),
+        team_profile.as_ref(),
+        &installation,
+        channel_type,
+    );
+
+    if let Err(error) = to_kefu::ensure_registered(bridge, &installation.key, &visitor).await {
+        return release(bridge, &claim_key, parts_done, error).await;
+    }
+    let from = visitor.to_string();
+    let outgoing = TextMessage {
+        from: &from,
+        service_number: &bridge.config.easemob_im_service_number,
+        visitor: &visitor_info,
+    };
+    let bodies = outgoing.bodies(&text);
+    for (index, body) in bodies.iter().enumerate().skip(parts_done) {
+        if let Err(error) = to_kefu::send_body(bridge, body, deadline).await {
+            return release(bridge, &claim_key, index, error).await;
+        }
+    }
+    // Delivered: answer 200 even if recording completion fails, so Slack does
+    // not retry; the claim's lease still blocks re-delivery meanwhile.
+    if let Err(error) = bridge
+        .store
+        .complete_claim(&claim_key, bodies.len() as u32)
+        .await
+    {
+        tracing::error!(event_id = %callback.event_id, %error, "claim_completion_not_recorded");
+    }
+    Report {
+        parts: bodies.len(),
+        ..Report::done("forwarded_to_kefu")
+    }
+}
+
+/// Gives the event back to Slack's retry, remembering what already went.
+async fn release(
+    bridge: &Bridge,
+    key: &ClaimKey,
+    parts_done: usize,
+    error: EasemobError,
+) -> Report {
+    if let Err(store_error) = bridge.store.release_claim(key, parts_done as u32).await {
+        tracing::error!(%store_error, "claim_release_failed");
+    }
+    let outcome = match error {
+        EasemobError::Rejected { .. } => "kefu_rejected",
+        EasemobError::RateLimited { .. } => "kefu_rate_limited",
+        _ => "kefu_unavailable",
+    };
+    Report::retry_later(outcome, error.to_string())
+}
+
+/// The text the agent reads: Slack markup made plain, then one line per file.
+async fn message_text(
+    bridge: &Bridge,
+    installation: &Installation,
+    message: &MessageEvent,
+) -> String {
+    let raw = message.text.as_deref().unwrap_or("");
+    let mentioned = mentioned_users(raw);
+    let names = visitor_profile::mention_names(bridge, installation, &mentioned).await;
+    let mut text = to_plain_text(raw, &names);
+    for file in &message.files {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&file.describe());
+    }
+    text
+}
+
+/// In a channel, agent replies go to the thread the visitor last wrote in;
+/// a top-level message resets it (SPEC §2 `thread_ts`). Written only when it
+/// changes, so the warm path stays at claim + complete.
+async fn remember_thread(
+    bridge: &Bridge,
+    workspace: &WorkspaceKey,
+    visitor: &VisitorId,
+    message: &MessageEvent,
+) {
+    if visitor.channel().is_direct_message() {
+        return;
+    }
+    let thread = message.thread_ts.clone();
+    let key = visitor.to_string();
+    if bridge
+        .memo
+        .conversation_threads
+        .get(&key, Duration::from_secs(3_600))
+        .as_ref()
+        == Some(&thread)
+    {
+        return;
+    }
+    match bridge
+        .store
+        .put_conversation_thread(workspace, &key, thread.as_deref())
+        .await
+    {
+        Ok(()) => bridge.memo.conversation_threads.put(key, thread),
+        Err(error) => tracing::warn!(visitor = %key, %error, "conversation_thread_not_stored"),
+    }
+}
+
+fn ok() -> HttpResponse {
+    HttpResponse::text(200, "")
+}
+
+/// A 4xx Slack should not retry: the same request will fail the same way.
+fn reject(status: u16, reason: &str) -> HttpResponse {
+    HttpResponse::text(status, reason).with_header("x-slack-no-retry", "1")
+}

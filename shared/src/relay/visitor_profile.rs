@@ -1,0 +1,295 @@
+//! Who the visitor is, for the agent (`ext.weichat.visitor`), from Slack's
+//! `users.info` and `team.info`, cached in memory and in DynamoDB so the warm
+//! path does not call Slack for every message.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::bridge::Bridge;
+use crate::easemob::VisitorInfo;
+use crate::slack::web::{SlackTeam, SlackUser};
+use crate::store::Installation;
+use crate::visitor::VisitorId;
+
+/// Profiles change rarely; a day in the table, ten minutes in memory.
+const TABLE_TTL_SECS: i64 = 24 * 3_600;
+const MEMORY_TTL: Duration = Duration::from_secs(600);
+
+/// A Slack user, or `None` when Slack can't say right now (the message is
+/// forwarded anyway, with the id as the name; nothing degraded is cached).
+pub async fn slack_user(
+    bridge: &Bridge,
+    installation: &Installation,
+    user: &str,
+) -> Option<SlackUser> {
+    let workspace = installation.key.id().to_string();
+    let memo_key = (workspace.clone(), user.to_string());
+    let doc = match bridge.memo.users.get(&memo_key, MEMORY_TTL) {
+        Some(doc) => doc,
+        None => {
+            let pk = installation.key.pk();
+            let sk = format!("PROFILE#{user}");
+            let doc = match bridge.store.get_cached(&pk, &sk).await {
+                Ok(Some(doc)) => doc,
+                _ => {
+                    let fetched = bridge.slack.users_info(&installation.bot_token, user).await;
+                    let raw = match fetched {
+                        Ok(user) => user_doc(&user),
+                        Err(error) => {
+                            tracing::warn!(workspace, user, %error, "slack_users_info_failed");
+                            return None;
+                        }
+                    };
+                    if let Err(error) = bridge
+                        .store
+                        .put_cached(&pk, &sk, &raw, TABLE_TTL_SECS)
+                        .await
+                    {
+                        tracing::warn!(workspace, %error, "profile_cache_write_failed");
+                    }
+                    raw
+                }
+            };
+            bridge.memo.users.put(memo_key, doc.clone());
+            doc
+        }
+    };
+    serde_json::from_value(doc).ok()
+}
+
+/// The team's name and domain (for an enterprise install, of the team the
+/// message came from).
+pub async fn slack_team(
+    bridge: &Bridge,
+    installation: &Installation,
+    team: &str,
+) -> Option<SlackTeam> {
+    if let Some(doc) = bridge.memo.teams.get(&team.to_string(), MEMORY_TTL) {
+        return serde_json::from_value(doc).ok();
+    }
+    let pk = installation.key.pk();
+    let sk = format!("TEAM#{team}");
+    let doc = match bridge.store.get_cached(&pk, &sk).await {
+        Ok(Some(doc)) => doc,
+        _ => match bridge.slack.team_info(&installation.bot_token, team).await {
+            Ok(info) => {
+                let doc =
+                    serde_json::json!({ "id": info.id, "name": info.name, "domain": info.domain });
+                if let Err(error) = bridge
+                    .store
+                    .put_cached(&pk, &sk, &doc, TABLE_TTL_SECS)
+                    .await
+                {
+                    tracing::warn!(team, %error, "team_cache_write_failed");
+                }
+                doc
+            }
+            Err(error) => {
+                tracing::warn!(team, %error, "slack_team_info_failed");
+                return None;
+            }
+        },
+    };
+    bridge.memo.teams.put(team.to_string(), doc.clone());
+    serde_json::from_value(doc).ok()
+}
+
+/// Only the fields the bridge shows; nothing else of the profile is stored.
+fn user_doc(user: &SlackUser) -> Value {
+    serde_json::json!({
+        "id": user.id,
+        "name": user.name,
+        "real_name": user.real_name,
+        "tz": user.tz,
+        "is_bot": user.is_bot,
+        "profile": {
+            "real_name": user.profile.real_name,
+            "display_name": user.profile.display_name,
+            "email": user.profile.email,
+            "phone": user.profile.phone,
+            "title": user.profile.title,
+            "image_72": user.profile.image_72,
+        }
+    })
+}
+
+/// The name a person goes by in Slack: display name, else real name, else
+/// handle, else the id. Never empty.
+pub fn display_name(user: Option<&SlackUser>, fallback_id: &str) -> String {
+    let non_empty = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    user.and_then(|u| {
+        non_empty(&u.profile.display_name)
+            .or_else(|| non_empty(&u.profile.real_name))
+            .or_else(|| non_empty(&u.real_name))
+            .or_else(|| non_empty(&u.name))
+    })
+    .unwrap_or_else(|| fallback_id.to_string())
+}
+
+/// `ext.weichat.visitor` for one conversation.
+pub fn visitor_info(
+    visitor: &VisitorId,
+    user: Option<&SlackUser>,
+    team: Option<&SlackTeam>,
+    installation: &Installation,
+    channel_type: &str,
+) -> VisitorInfo {
+    let non_empty = |s: Option<&String>| {
+        s.map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_default()
+    };
+    let team_name = team
+        .and_then(|t| t.name.clone())
+        .or_else(|| installation.team_name.clone())
+        .unwrap_or_else(|| visitor.workspace().to_string());
+    let workspace = match team.and_then(|t| t.domain.as_deref()) {
+        Some(domain) if !domain.is_empty() => format!("{team_name} ({domain}.slack.com)"),
+        _ => team_name.clone(),
+    };
+    let conversation = match channel_type {
+        "im" => format!("direct message {}", visitor.channel()),
+        "mpim" => format!("group DM {}", visitor.channel()),
+        "group" => format!("private channel {}", visitor.channel()),
+        _ => format!("channel {}", visitor.channel()),
+    };
+    let mut description = format!(
+        "Slack workspace {workspace}, {conversation}, user {}",
+        visitor.user()
+    );
+    if let Some(title) = user
+        .and_then(|u| u.profile.title.as_deref())
+        .filter(|t| !t.trim().is_empty())
+    {
+        description.push_str(&format!(", title: {}", title.trim()));
+    }
+    if let Some(tz) = user.and_then(|u| u.tz.as_deref()).filter(|t| !t.is_empty()) {
+        description.push_str(&format!(", time zone: {tz}"));
+    }
+    VisitorInfo {
+        user_nickname: display_name(user, visitor.user().as_str()),
+        true_name: non_empty(
+            user.and_then(|u| u.profile.real_name.as_ref().or(u.real_name.as_ref())),
+        ),
+        company_name: team_name,
+        phone: non_empty(user.and_then(|u| u.profile.phone.as_ref())),
+        email: non_empty(user.and_then(|u| u.profile.email.as_ref())),
+        description,
+    }
+    .capped()
+}
+
+/// Display names for `<@U…>` mentions, through the same cache.
+pub async fn mention_names(
+    bridge: &Bridge,
+    installation: &Installation,
+    users: &[String],
+) -> HashMap<String, String> {
+    let mut names = HashMap::new();
+    for user in users.iter().take(20) {
+        let profile = slack_user(bridge, installation, user).await;
+        names.insert(user.clone(), display_name(profile.as_ref(), user));
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use crate::slack::web::SlackProfile;
+    use crate::slack::{ChannelId, UserId};
+    use crate::store::WorkspaceKey;
+
+    fn installation() -> Installation {
+        Installation {
+            key: WorkspaceKey::Team("T1".into()),
+            team_id: Some("T1".into()),
+            team_name: Some("Acme".into()),
+            enterprise_id: None,
+            enterprise_name: None,
+            app_id: "A1".into(),
+            bot_token: Secret::new("xoxb-1"),
+            bot_id: "B1".into(),
+            bot_user_id: "U0BOT".into(),
+            scopes: vec![],
+            installed_by: None,
+            installed_at: 0,
+            refresh_token: None,
+            token_expires_at: None,
+            needs_reinstall: false,
+        }
+    }
+
+    fn visitor() -> VisitorId {
+        VisitorId::new(
+            "T1",
+            &UserId::parse("U1").unwrap(),
+            &ChannelId::parse("D1").unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn nickname_is_never_empty() {
+        let info = visitor_info(&visitor(), None, None, &installation(), "im");
+        assert_eq!(info.user_nickname, "U1");
+        assert_eq!(info.company_name, "Acme");
+        assert!(info.description.contains("direct message D1"));
+    }
+
+    #[test]
+    fn profile_fields_fill_the_visitor() {
+        let user = SlackUser {
+            id: "U1".into(),
+            profile: SlackProfile {
+                display_name: Some("ada".into()),
+                real_name: Some("Ada Lovelace".into()),
+                phone: Some("+44 1".into()),
+                email: Some("ada@example.com".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let team = SlackTeam {
+            id: "T1".into(),
+            name: Some("Acme Corp".into()),
+            domain: Some("acme".into()),
+        };
+        let info = visitor_info(
+            &visitor(),
+            Some(&user),
+            Some(&team),
+            &installation(),
+            "channel",
+        );
+        assert_eq!(info.user_nickname, "ada");
+        assert_eq!(info.true_name, "Ada Lovelace");
+        assert_eq!(info.company_name, "Acme Corp");
+        assert_eq!(info.phone, "+44 1");
+        assert_eq!(info.email, "ada@example.com");
+        assert!(info.description.contains("Acme Corp (acme.slack.com)"));
+    }
+
+    #[test]
+    fn display_name_prefers_display_then_real_name() {
+        let user = SlackUser {
+            id: "U1".into(),
+            name: Some("ada.l".into()),
+            profile: SlackProfile {
+                display_name: Some(" ".into()),
+                real_name: Some("Ada".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(display_name(Some(&user), "U1"), "Ada");
+    }
+}

@@ -1,0 +1,259 @@
+//! Slack Web API client (SPEC §2 "Web API calls"). The base URL is
+//! configuration so tests and the demo point it at a local fake.
+//!
+//! Read methods go as GET with query parameters and writes as POST JSON, the
+//! way Slack's own SDKs call them; the token always travels as
+//! `Authorization: Bearer` (never in the query).
+
+use std::time::Duration;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::dynamo::DynamoError;
+use crate::secret::Secret;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SlackApiError {
+    /// HTTP 429 with `Retry-After` seconds.
+    #[error("rate limited (retry after {retry_after:?} s)")]
+    RateLimited { retry_after: Option<u64> },
+    /// `ok: false` with Slack's error code.
+    #[error("slack error: {0}")]
+    Api(String),
+    /// Network error, timeout or HTTP 5xx: worth retrying later.
+    #[error("slack unavailable: {0}")]
+    Unavailable(String),
+    #[error("unexpected slack response: {0}")]
+    Malformed(String),
+}
+
+impl SlackApiError {
+    /// The token no longer works: the workspace must reinstall.
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(self, SlackApiError::Api(code) if matches!(code.as_str(),
+            "invalid_auth" | "token_revoked" | "account_inactive" | "not_authed" | "token_expired"))
+    }
+
+    /// Worth trying again later (the message is not to be dropped).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            SlackApiError::RateLimited { .. } | SlackApiError::Unavailable(_)
+        ) || matches!(self, SlackApiError::Api(code) if matches!(code.as_str(),
+            "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout"))
+    }
+}
+
+impl From<DynamoError> for SlackApiError {
+    fn from(e: DynamoError) -> Self {
+        SlackApiError::Unavailable(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct SlackUser {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub real_name: Option<String>,
+    #[serde(default)]
+    pub tz: Option<String>,
+    #[serde(default)]
+    pub is_bot: bool,
+    #[serde(default)]
+    pub profile: SlackProfile,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct SlackProfile {
+    #[serde(default)]
+    pub real_name: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub image_72: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct SlackTeam {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthTest {
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub bot_id: Option<String>,
+    #[serde(default)]
+    pub team_id: Option<String>,
+    #[serde(default)]
+    pub team: Option<String>,
+    #[serde(default)]
+    pub enterprise_id: Option<String>,
+}
+
+/// `chat.postMessage` arguments the bridge uses.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PostMessage {
+    pub channel: String,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_ts: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icon_url: Option<String>,
+    /// Agent text is shown as written, not re-linked or re-formatted.
+    pub unfurl_links: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PostedMessage {
+    #[serde(default)]
+    pub ts: Option<String>,
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct SlackClient {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+impl SlackClient {
+    pub fn new(http: reqwest::Client, base_url: &str) -> Self {
+        Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub async fn users_info(&self, token: &Secret, user: &str) -> Result<SlackUser, SlackApiError> {
+        #[derive(Deserialize)]
+        struct Out {
+            user: SlackUser,
+        }
+        let request = self
+            .http
+            .get(self.url("users.info"))
+            .bearer_auth(token.expose())
+            .query(&[("user", user)]);
+        Ok(self.send::<Out>(request).await?.user)
+    }
+
+    pub async fn team_info(&self, token: &Secret, team: &str) -> Result<SlackTeam, SlackApiError> {
+        #[derive(Deserialize)]
+        struct Out {
+            team: SlackTeam,
+        }
+        let request = self
+            .http
+            .get(self.url("team.info"))
+            .bearer_auth(token.expose())
+            .query(&[("team", team)]);
+        Ok(self.send::<Out>(request).await?.team)
+    }
+
+    pub async fn auth_test(&self, token: &Secret) -> Result<AuthTest, SlackApiError> {
+        let request = self
+            .http
+            .post(self.url("auth.test"))
+            .bearer_auth(token.expose());
+        self.send(request).await
+    }
+
+    pub async fn post_message(
+        &self,
+        token: &Secret,
+        message: &PostMessage,
+    ) -> Result<PostedMessage, SlackApiError> {
+        let request = self
+            .http
+            .post(self.url("chat.postMessage"))
+            .bearer_auth(token.expose())
+            .json(message);
+        self.send(request).await
+    }
+
+    /// `oauth.v2.access`, client credentials by HTTP Basic auth (SPEC §2).
+    /// `form` is `code` + `redirect_uri`, or `grant_type=refresh_token` +
+    /// `refresh_token`.
+    pub async fn oauth_v2_access<T: DeserializeOwned>(
+        &self,
+        client_id: &str,
+        client_secret: &Secret,
+        form: &[(&str, &str)],
+    ) -> Result<T, SlackApiError> {
+        let request = self
+            .http
+            .post(self.url("oauth.v2.access"))
+            .basic_auth(client_id, Some(client_secret.expose()))
+            .form(form);
+        self.send(request).await
+    }
+
+    fn url(&self, method: &str) -> String {
+        format!("{}/{method}", self.base_url)
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, SlackApiError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| SlackApiError::Unavailable(crate::http_types::describe_http(&e)))?;
+        let status = response.status();
+        if status.as_u16() == 429 {
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
+            return Err(SlackApiError::RateLimited { retry_after });
+        }
+        if status.is_server_error() {
+            return Err(SlackApiError::Unavailable(format!("HTTP {status}")));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| SlackApiError::Unavailable(crate::http_types::describe_http(&e)))?;
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|_| SlackApiError::Malformed(format!("HTTP {status}, body is not JSON")))?;
+        if value.get("ok").and_then(Value::as_bool) != Some(true) {
+            let code = value
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown_error");
+            return Err(SlackApiError::Api(code.to_string()));
+        }
+        serde_json::from_value(value).map_err(|e| SlackApiError::Malformed(e.to_string()))
+    }
+}
+
+/// How long to wait for a rate-limited Slack call before giving up on this
+/// invocation (the caller then answers so the sender retries).
+pub fn retry_after_fits(retry_after: Option<u64>, budget: Duration) -> Option<Duration> {
+    let wait = Duration::from_secs(retry_after.unwrap_or(1));
+    (wait <= budget).then_some(wait)
+}

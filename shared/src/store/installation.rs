@@ -1,0 +1,194 @@
+//! The `Installation` record: what the OAuth flow stores per workspace.
+
+use serde_json::json;
+
+use super::Store;
+use crate::dynamo::item::{bool_attr, num_attr, str_attr};
+use crate::dynamo::{DynamoError, Item, ItemExt};
+use crate::secret::Secret;
+
+/// How an installation is found: by team, or by enterprise for org-wide
+/// (Enterprise Grid) installs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WorkspaceKey {
+    Team(String),
+    Enterprise(String),
+}
+
+impl WorkspaceKey {
+    /// The id as it appears in visitor ids: `T…` or `E…`.
+    pub fn id(&self) -> &str {
+        match self {
+            WorkspaceKey::Team(id) | WorkspaceKey::Enterprise(id) => id,
+        }
+    }
+
+    /// From a visitor id's first part.
+    pub fn from_id(id: &str) -> Self {
+        if id.starts_with('E') {
+            WorkspaceKey::Enterprise(id.to_string())
+        } else {
+            WorkspaceKey::Team(id.to_string())
+        }
+    }
+
+    pub fn pk(&self) -> String {
+        format!("WORKSPACE#{}", self.id())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installation {
+    pub key: WorkspaceKey,
+    pub team_id: Option<String>,
+    pub team_name: Option<String>,
+    pub enterprise_id: Option<String>,
+    pub enterprise_name: Option<String>,
+    pub app_id: String,
+    pub bot_token: Secret,
+    pub bot_id: String,
+    pub bot_user_id: String,
+    pub scopes: Vec<String>,
+    pub installed_by: Option<String>,
+    pub installed_at: i64,
+    /// With token rotation on: the refresh token and when the bot token expires.
+    pub refresh_token: Option<Secret>,
+    pub token_expires_at: Option<i64>,
+    /// Set when Slack answered `invalid_auth`/`token_revoked`/`account_inactive`.
+    pub needs_reinstall: bool,
+}
+
+impl Installation {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    fn to_item(&self) -> Item {
+        let mut item = Item::new();
+        item.insert("pk".into(), str_attr(self.key.pk()));
+        item.insert("sk".into(), str_attr("INSTALLATION"));
+        let mut opt = |name: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                item.insert(name.into(), str_attr(v.clone()));
+            }
+        };
+        opt("team_id", &self.team_id);
+        opt("team_name", &self.team_name);
+        opt("enterprise_id", &self.enterprise_id);
+        opt("enterprise_name", &self.enterprise_name);
+        opt("installed_by", &self.installed_by);
+        opt(
+            "refresh_token",
+            &self.refresh_token.as_ref().map(|s| s.expose().to_string()),
+        );
+        item.insert("app_id".into(), str_attr(self.app_id.clone()));
+        item.insert("bot_token".into(), str_attr(self.bot_token.expose()));
+        item.insert("bot_id".into(), str_attr(self.bot_id.clone()));
+        item.insert("bot_user_id".into(), str_attr(self.bot_user_id.clone()));
+        item.insert("scopes".into(), str_attr(self.scopes.join(",")));
+        item.insert("installed_at".into(), num_attr(self.installed_at));
+        if let Some(at) = self.token_expires_at {
+            item.insert("token_expires_at".into(), num_attr(at));
+        }
+        item.insert("needs_reinstall".into(), bool_attr(self.needs_reinstall));
+        item
+    }
+
+    fn from_item(key: WorkspaceKey, item: &Item) -> Option<Self> {
+        let owned = |name: &str| item.s(name).map(str::to_string);
+        Some(Self {
+            key,
+            team_id: owned("team_id"),
+            team_name: owned("team_name"),
+            enterprise_id: owned("enterprise_id"),
+            enterprise_name: owned("enterprise_name"),
+            app_id: owned("app_id").unwrap_or_default(),
+            bot_token: Secret::new(item.s("bot_token")?),
+            bot_id: owned("bot_id").unwrap_or_default(),
+            bot_user_id: owned("bot_user_id").unwrap_or_default(),
+            scopes: item
+                .s("scopes")
+                .unwrap_or("")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            installed_by: owned("installed_by"),
+            installed_at: item.n("installed_at").unwrap_or(0),
+            refresh_token: item.s("refresh_token").map(Secret::new),
+            token_expires_at: item.n("token_expires_at"),
+            needs_reinstall: item.bool("needs_reinstall").unwrap_or(false),
+        })
+    }
+}
+
+impl Store {
+    pub async fn get_installation(
+        &self,
+        key: &WorkspaceKey,
+    ) -> Result<Option<Installation>, DynamoError> {
+        let item = self
+            .db
+            .get_item(&self.table, Self::key(&key.pk(), "INSTALLATION"))
+            .await?;
+        Ok(item.and_then(|item| Installation::from_item(key.clone(), &item)))
+    }
+
+    /// Creates or replaces (reinstall: new token and scopes, same record).
+    pub async fn put_installation(&self, installation: &Installation) -> Result<(), DynamoError> {
+        self.db
+            .call(
+                "PutItem",
+                &json!({ "TableName": self.table, "Item": installation.to_item() }),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Stores a refreshed token pair only if the stored refresh token is
+    /// still the one that was used, so two racing refreshers can't overwrite
+    /// a newer pair with an older one.
+    pub async fn replace_rotated_token(
+        &self,
+        installation: &Installation,
+        used_refresh_token: &Secret,
+    ) -> Result<bool, DynamoError> {
+        let result = self
+            .db
+            .call(
+                "PutItem",
+                &json!({
+                    "TableName": self.table,
+                    "Item": installation.to_item(),
+                    "ConditionExpression": "refresh_token = :used",
+                    "ExpressionAttributeValues": { ":used": str_attr(used_refresh_token.expose()) }
+                }),
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(DynamoError::ConditionalCheckFailed(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn mark_needs_reinstall(&self, key: &WorkspaceKey) -> Result<(), DynamoError> {
+        let result = self
+            .db
+            .call(
+                "UpdateItem",
+                &json!({
+                    "TableName": self.table,
+                    "Key": Self::key(&key.pk(), "INSTALLATION"),
+                    "UpdateExpression": "SET needs_reinstall = :t",
+                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeValues": { ":t": bool_attr(true) }
+                }),
+            )
+            .await;
+        match result {
+            Ok(_) | Err(DynamoError::ConditionalCheckFailed(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

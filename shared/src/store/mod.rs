@@ -1,0 +1,95 @@
+//! Everything the bridge remembers, in one DynamoDB table (SPEC §1: `pk`,
+//! `sk`, TTL attribute `expires_at`).
+//!
+//! | record | pk | sk |
+//! |---|---|---|
+//! | installation | `WORKSPACE#T…` / `WORKSPACE#E…` | `INSTALLATION` |
+//! | visitor profile cache | `WORKSPACE#…` | `PROFILE#U…` |
+//! | team info cache | `WORKSPACE#…` | `TEAM#T…` |
+//! | visitor registered in Easemob | `WORKSPACE#…` | `VISITOR#<visitor id>` |
+//! | conversation (thread to reply in) | `WORKSPACE#…` | `CONVERSATION#<visitor id>` |
+//! | Slack event claim | `SLACK_EVENT#<event_id>` | `CLAIM` |
+//! | Easemob message claim | `EASEMOB_MSG#<msg_id>` | `CLAIM` |
+//! | Easemob token | `EASEMOB_TOKEN#<org>#<app>` | `TOKEN` |
+//! | OAuth state | `OAUTH_STATE#<state>` | `STATE` |
+//!
+//! Everything about a workspace shares its partition, so uninstalling is one
+//! query and a batch of deletes.
+
+mod claims;
+mod installation;
+mod workspace;
+
+pub use claims::{Claim, ClaimKey};
+pub use installation::{Installation, WorkspaceKey};
+
+use crate::dynamo::{DynamoClient, DynamoError};
+
+#[derive(Clone)]
+pub struct Store {
+    db: DynamoClient,
+    table: String,
+}
+
+impl Store {
+    pub fn new(db: DynamoClient, table: &str) -> Self {
+        Self {
+            db,
+            table: table.to_string(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn db(&self) -> &DynamoClient {
+        &self.db
+    }
+
+    fn key(pk: &str, sk: &str) -> serde_json::Value {
+        serde_json::json!({ "pk": { "S": pk }, "sk": { "S": sk } })
+    }
+
+    /// Creates the table with the SPEC §1 key schema and TTL (tests, local runs).
+    pub async fn create_table(&self) -> Result<(), DynamoError> {
+        let result = self
+            .db
+            .call(
+                "CreateTable",
+                &serde_json::json!({
+                    "TableName": self.table,
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "AttributeDefinitions": [
+                        { "AttributeName": "pk", "AttributeType": "S" },
+                        { "AttributeName": "sk", "AttributeType": "S" }
+                    ],
+                    "KeySchema": [
+                        { "AttributeName": "pk", "KeyType": "HASH" },
+                        { "AttributeName": "sk", "KeyType": "RANGE" }
+                    ]
+                }),
+            )
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(DynamoError::Rejected { kind, .. }) if kind == "ResourceInUseException" => {}
+            Err(e) => return Err(e),
+        }
+        self.db
+            .call(
+                "UpdateTimeToLive",
+                &serde_json::json!({
+                    "TableName": self.table,
+                    "TimeToLiveSpecification": { "Enabled": true, "AttributeName": "expires_at" }
+                }),
+            )
+            .await
+            .map(|_| ())
+            .or_else(|e| match e {
+                // Already enabled.
+                DynamoError::Rejected { .. } => Ok(()),
+                e => Err(e),
+            })
+    }
+}
