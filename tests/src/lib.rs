@@ -1,1 +1,14 @@
-//! Test kit.
+//! Test kit shared by the integration tests, the demo and the benchmarks:
+//! Amazon DynamoDB Local (the real jar), fake Slack and Easemob servers on
+//! 127.0.0.1 that check auth headers and record every request, request
+//! signing, and a `TestApp` that wires a real `Bridge` to all of them.
+
+pub mod app;
+pub mod dynamodb_local;
+pub mod fake_easemob;
+pub mod fake_server;
+pub mod fake_slack;
+pub mod signing;
+
+pub use app::TestApp;
+pub use fake_server::{Recorded, Reply};

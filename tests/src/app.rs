@@ -1,0 +1,200 @@
+//! `TestApp`: a real `Bridge` over a fresh table in DynamoDB Local and fresh
+//! fake Slack and Easemob servers, so each test reads like its scenario.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use kefu_bridge::clock::now_epoch_secs;
+use kefu_bridge::config::Config;
+use kefu_bridge::dynamo::{Credentials, DynamoClient};
+use kefu_bridge::http_types::{HttpRequest, HttpResponse};
+use kefu_bridge::secret::Secret;
+use kefu_bridge::store::{Installation, WorkspaceKey};
+use kefu_bridge::{relay, Bridge};
+use serde_json::{json, Value};
+
+use crate::dynamodb_local;
+use crate::fake_easemob::FakeEasemob;
+use crate::fake_slack::{BotToken, FakeSlack};
+use crate::signing::*;
+
+pub struct TestApp {
+    pub bridge: Bridge,
+    pub slack: FakeSlack,
+    pub easemob: FakeEasemob,
+    pub table: String,
+    pub dynamodb_endpoint: String,
+}
+
+static TABLE_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The `api_app_id` the fake workspace events carry.
+pub const APP_ID: &str = "A0KEFUAPP";
+
+impl TestApp {
+    pub async fn start() -> Self {
+        let endpoint = dynamodb_local::endpoint();
+        let table = format!(
+            "bridge-test-{}-{}-{}",
+            std::process::id(),
+            TABLE_COUNTER.fetch_add(1, Ordering::SeqCst),
+            now_epoch_secs()
+        );
+        let slack = FakeSlack::start(LOCAL_SLACK_CLIENT_ID, LOCAL_SLACK_CLIENT_SECRET).await;
+        let easemob = FakeEasemob::start(
+            LOCAL_EASEMOB_ORG,
+            LOCAL_EASEMOB_APP,
+            LOCAL_EASEMOB_CLIENT_ID,
+            LOCAL_EASEMOB_CLIENT_SECRET,
+        )
+        .await;
+        let env = local_env(&table, &slack.api_base_url(), &easemob.base_url());
+        let config =
+            Config::from_lookup(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+                .expect("test config");
+        let http = kefu_bridge::bridge::http_client();
+        let db = DynamoClient::new(http.clone(), &endpoint, "us-east-1", local_credentials())
+            .expect("dynamodb client");
+        let bridge = Bridge::new(config, db, http);
+        bridge.store.create_table().await.expect("create table");
+        Self {
+            bridge,
+            slack,
+            easemob,
+            table,
+            dynamodb_endpoint: endpoint,
+        }
+    }
+
+    /// A second bridge over the same table and fakes: another Lambda
+    /// instance (cold, with empty memory caches).
+    pub fn another_instance(&self) -> Bridge {
+        let http = kefu_bridge::bridge::http_client();
+        let db = DynamoClient::new(
+            http.clone(),
+            &self.dynamodb_endpoint,
+            "us-east-1",
+            local_credentials(),
+        )
+        .expect("dynamodb client");
+        Bridge::new(self.bridge.config.clone(), db, http)
+    }
+
+    /// Stores an installation for `team` (as the OAuth flow would) and
+    /// teaches the fake Slack its token, users and team.
+    pub async fn install(&self, team: &str, scopes: &[&str]) -> Installation {
+        let token = format!("xoxb-{}-token", team.to_lowercase());
+        let bot = BotToken {
+            team_id: team.into(),
+            team_name: format!("Team {team}"),
+            bot_id: format!("B{team}"),
+            bot_user_id: format!("U{team}BOT"),
+            enterprise_id: None,
+        };
+        self.slack.add_bot_token(&token, bot.clone());
+        self.slack
+            .add_team(json!({ "id": team, "name": bot.team_name, "domain": team.to_lowercase() }));
+        let installation = Installation {
+            key: WorkspaceKey::Team(team.into()),
+            team_id: Some(team.into()),
+            team_name: Some(bot.team_name.clone()),
+            enterprise_id: None,
+            enterprise_name: None,
+            app_id: APP_ID.into(),
+            bot_token: Secret::new(token),
+            bot_id: bot.bot_id,
+            bot_user_id: bot.bot_user_id,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            installed_by: Some("U0INSTALLER".into()),
+            installed_at: now_epoch_secs(),
+            refresh_token: None,
+            token_expires_at: None,
+            needs_reinstall: false,
+        };
+        self.bridge
+            .store
+            .put_installation(&installation)
+            .await
+            .expect("store installation");
+        installation
+    }
+
+    /// Adds a Slack user to the fake (display name, real name, email, phone).
+    pub fn add_user(&self, id: &str, display_name: &str, real_name: &str) {
+        self.slack.add_user(json!({
+            "id": id, "name": display_name.to_lowercase(), "real_name": real_name, "tz": "Europe/London",
+            "profile": {
+                "display_name": display_name, "real_name": real_name,
+                "email": format!("{}@example.com", display_name.to_lowercase()),
+                "phone": "+44 20 7946 0000", "title": "Customer",
+            }
+        }));
+    }
+
+    /// Signs and delivers a Slack Events API body to `slack-events`.
+    pub async fn slack_event(&self, body: &Value) -> HttpResponse {
+        let request = self.signed_slack_request(body.to_string().as_bytes());
+        relay::slack_events::handle(&self.bridge, &request).await
+    }
+
+    pub fn signed_slack_request(&self, body: &[u8]) -> HttpRequest {
+        signed_slack_request(
+            LOCAL_SLACK_SIGNING_SECRET,
+            "/slack/events",
+            "application/json",
+            body,
+        )
+    }
+}
+
+/// Environment for a bridge pointed at the given fakes and table, with the
+/// documented local secrets.
+pub fn local_env(table: &str, slack_api: &str, easemob_api: &str) -> Vec<(String, String)> {
+    [
+        ("TABLE_NAME", table),
+        ("SLACK_SIGNING_SECRET", LOCAL_SLACK_SIGNING_SECRET),
+        ("SLACK_CLIENT_ID", LOCAL_SLACK_CLIENT_ID),
+        ("SLACK_CLIENT_SECRET", LOCAL_SLACK_CLIENT_SECRET),
+        ("SLACK_API_BASE_URL", slack_api),
+        ("EASEMOB_API_BASE_URL", easemob_api),
+        ("EASEMOB_ORG", LOCAL_EASEMOB_ORG),
+        ("EASEMOB_APP", LOCAL_EASEMOB_APP),
+        ("EASEMOB_CLIENT_ID", LOCAL_EASEMOB_CLIENT_ID),
+        ("EASEMOB_CLIENT_SECRET", LOCAL_EASEMOB_CLIENT_SECRET),
+        ("EASEMOB_IM_SERVICE_NUMBER", LOCAL_EASEMOB_SERVICE_NUMBER),
+        ("EASEMOB_CALLBACK_SECRET", LOCAL_EASEMOB_CALLBACK_SECRET),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub fn local_credentials() -> Credentials {
+    Credentials {
+        access_key_id: "local".into(),
+        secret_access_key: Secret::new("local"),
+        session_token: None,
+    }
+}
+
+/// A Slack `event_callback` envelope around `event`.
+pub fn event_callback(team: &str, event_id: &str, event: Value) -> Value {
+    json!({
+        "token": "legacy-verification-token",
+        "team_id": team,
+        "api_app_id": APP_ID,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": now_epoch_secs(),
+        "authorizations": [{ "enterprise_id": null, "team_id": team, "user_id": format!("U{team}BOT"), "is_bot": true, "is_enterprise_install": false }],
+        "is_ext_shared_channel": false,
+    })
+}
+
+/// A person's message event.
+pub fn user_message(channel: &str, channel_type: &str, user: &str, text: &str, ts: &str) -> Value {
+    json!({
+        "type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
+        "event_ts": ts, "channel_type": channel_type, "client_msg_id": format!("c-{ts}"),
+    })
+}
