@@ -4,10 +4,12 @@
 //! signing, and a `TestApp` that wires a real `Bridge` to all of them.
 
 pub mod app;
+pub mod callback_kit;
 pub mod dynamodb_local;
 pub mod fake_easemob;
 pub mod fake_server;
 pub mod fake_slack;
+pub mod oauth_kit;
 pub mod signing;
 
 pub use app::TestApp;

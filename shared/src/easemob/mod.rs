@@ -1,5 +1,6 @@
 //! Easemob IM REST and Kefu (SPEC §3).
 
+pub mod callback;
 pub mod client;
 pub mod message;
 pub mod token;

@@ -1,6 +1,9 @@
 //! The two directions of the bridge as plain async functions over
 //! [`HttpRequest`](crate::http_types::HttpRequest)s. Nothing here knows Lambda.
 
+pub mod easemob_callback;
+pub mod oauth;
 pub mod slack_events;
+pub mod to_slack;
 pub mod to_kefu;
 pub mod visitor_profile;

@@ -18,6 +18,7 @@
 
 mod claims;
 mod installation;
+mod oauth_state;
 mod workspace;
 
 pub use claims::{Claim, ClaimKey};

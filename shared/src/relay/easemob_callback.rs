@@ -1,0 +1,1 @@
+//! `POST /easemob/callback`: agent replies → Slack (issue "Agent replies reach Slack").

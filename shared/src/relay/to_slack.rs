@@ -1,0 +1,1 @@
+//! Posting to Slack: escaping, splitting, agent identity, threads.

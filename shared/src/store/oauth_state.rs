@@ -1,0 +1,1 @@
+//! One-time OAuth `state` records.

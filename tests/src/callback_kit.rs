@@ -1,0 +1,1 @@
+//! Helpers for Easemob callback tests: signed callback bodies, echo loops.

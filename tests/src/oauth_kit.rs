@@ -1,0 +1,1 @@
+//! Helpers for OAuth flow tests.
