@@ -1,0 +1,77 @@
+//! The sample events in `events/`: finding them and re-signing them.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use serde_json::Value;
+
+use crate::signing::{easemob_security, slack_signature};
+
+/// Every `*.json` under `root`, sorted.
+pub fn sample_files(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The raw body bytes of an API Gateway v2 event (decoding base64).
+pub fn body_bytes(event: &Value) -> Vec<u8> {
+    let body = event["body"].as_str().unwrap_or("");
+    if event["isBase64Encoded"].as_bool() == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap_or_default()
+    } else {
+        body.as_bytes().to_vec()
+    }
+}
+
+/// Re-signs `event` in place: Slack requests get a fresh timestamp and
+/// signature; Easemob callbacks a `security` for `easemob_secret`. Returns
+/// what was done.
+pub fn resign(
+    event: &mut Value,
+    slack_secret: &str,
+    easemob_secret: &str,
+    now: i64,
+) -> &'static str {
+    let is_slack = event["headers"].get("x-slack-signature").is_some();
+    let is_easemob = event["rawPath"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("/easemob/callback"));
+    if is_slack {
+        let body = body_bytes(event);
+        event["headers"]["x-slack-request-timestamp"] = Value::String(now.to_string());
+        event["headers"]["x-slack-signature"] =
+            Value::String(slack_signature(slack_secret, now, &body));
+        return "slack signed";
+    }
+    if is_easemob {
+        let body = body_bytes(event);
+        let Ok(mut callback) = serde_json::from_slice::<Value>(&body) else {
+            return "unparsable body";
+        };
+        let call_id = callback["callId"].as_str().unwrap_or("").to_string();
+        let timestamp = callback["timestamp"].as_i64().unwrap_or(0);
+        callback["security"] = Value::String(easemob_security(&call_id, easemob_secret, timestamp));
+        let text = callback.to_string();
+        event["body"] = Value::String(if event["isBase64Encoded"].as_bool() == Some(true) {
+            base64::engine::general_purpose::STANDARD.encode(text)
+        } else {
+            text
+        });
+        return "easemob signed";
+    }
+    "unsigned route"
+}
