@@ -137,6 +137,31 @@ where
     }
 }
 
+/// Tells Lambda why the function could not start (`/runtime/init/error`),
+/// logs it, and hands the error back for `main` to return: Lambda then shows
+/// the named missing variable instead of a bare "Runtime exited".
+pub async fn report_init_error(
+    error: impl std::fmt::Display,
+) -> Box<dyn std::error::Error + Send + Sync> {
+    let message = error.to_string();
+    tracing::error!(error = %message, "init_error");
+    if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") {
+        let body =
+            serde_json::json!({ "errorType": "Runtime.ConfigError", "errorMessage": message });
+        let sent = reqwest::Client::new()
+            .post(format!("http://{api}/2018-06-01/runtime/init/error"))
+            .header("Lambda-Runtime-Function-Error-Type", "Runtime.ConfigError")
+            .json(&body)
+            .timeout(std::time::Duration::from_secs(2))
+            .send()
+            .await;
+        if let Err(e) = sent {
+            tracing::error!(error = %crate::http_types::describe_http(&e), "init_error_not_reported");
+        }
+    }
+    message.into()
+}
+
 /// What a function answers a Scheduled Event when it has nothing to drain.
 pub fn nothing_scheduled(event: &EventBridgeEvent<Value>) -> Value {
     tracing::info!(source = %event.source, outcome = "nothing_to_do", "scheduled_event");

@@ -82,12 +82,31 @@ impl TestApp {
     /// Stores an installation for `team` (as the OAuth flow would) and
     /// teaches the fake Slack its token, users and team.
     pub async fn install(&self, team: &str, scopes: &[&str]) -> Installation {
+        self.install_as(
+            team,
+            &format!("B{team}"),
+            &format!("U{team}BOT"),
+            APP_ID,
+            scopes,
+        )
+        .await
+    }
+
+    /// `install` with explicit bot ids and app id (the sample events' ones).
+    pub async fn install_as(
+        &self,
+        team: &str,
+        bot_id: &str,
+        bot_user_id: &str,
+        app_id: &str,
+        scopes: &[&str],
+    ) -> Installation {
         let token = format!("xoxb-{}-token", team.to_lowercase());
         let bot = BotToken {
             team_id: team.into(),
             team_name: format!("Team {team}"),
-            bot_id: format!("B{team}"),
-            bot_user_id: format!("U{team}BOT"),
+            bot_id: bot_id.into(),
+            bot_user_id: bot_user_id.into(),
             enterprise_id: None,
         };
         self.slack.add_bot_token(&token, bot.clone());
@@ -99,7 +118,7 @@ impl TestApp {
             team_name: Some(bot.team_name.clone()),
             enterprise_id: None,
             enterprise_name: None,
-            app_id: APP_ID.into(),
+            app_id: app_id.into(),
             bot_token: Secret::new(token),
             bot_id: bot.bot_id,
             bot_user_id: bot.bot_user_id,

@@ -1,0 +1,179 @@
+//! Each function's real binary under the Lambda Runtime API emulator, fed the
+//! sample events from `events/` (re-signed for now): the wiring of main.rs,
+//! configuration from the environment, and the API Gateway v2 / Scheduled
+//! Event boundary, as AWS runs them.
+
+use std::path::{Path, PathBuf};
+
+use bridge_tests::events::resign;
+use bridge_tests::runtime_emulator::{apigw_event, function_binaries, LambdaProcess, Outcome};
+use bridge_tests::signing::*;
+use bridge_tests::TestApp;
+use kefu_bridge::store::WorkspaceKey;
+use serde_json::Value;
+
+const TEAM: &str = "T0LOCAL01";
+
+fn events_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+fn sample(name: &str) -> Value {
+    let path = events_dir().join(name);
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    resign(
+        &mut event,
+        LOCAL_SLACK_SIGNING_SECRET,
+        LOCAL_EASEMOB_CALLBACK_SECRET,
+        kefu_bridge::clock::now_epoch_secs(),
+    );
+    event
+}
+
+fn env_for(app: &TestApp) -> Vec<(String, String)> {
+    let mut env = bridge_tests::app::local_env(
+        &app.table,
+        &app.slack.api_base_url(),
+        &app.easemob.base_url(),
+    );
+    env.push((
+        "AWS_ENDPOINT_URL_DYNAMODB".into(),
+        app.dynamodb_endpoint.clone(),
+    ));
+    env
+}
+
+async fn response(process: &LambdaProcess, event: Value) -> Value {
+    match process.invoke(event).await.expect("invocation") {
+        Outcome::Response(value) => value,
+        Outcome::Error(error) => panic!("{} reported an invocation error: {error}", process.name),
+    }
+}
+
+fn status(response: &Value) -> i64 {
+    response["statusCode"].as_i64().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn slack_events_binary_handles_every_sample_event() {
+    let app = TestApp::start().await;
+    app.install_as(
+        TEAM,
+        "B0LOCALBOT",
+        "U0LOCALBOT",
+        "A0LOCALAPP",
+        &["chat:write", "users:read"],
+    )
+    .await;
+    app.add_user("U0CUSTOMER", "customer", "Casey Customer");
+    let bin = function_binaries(false).join("slack-events");
+    let process = LambdaProcess::spawn(&bin, "slack-events", &env_for(&app)).await;
+
+    let verification = response(&process, sample("slack-events/url-verification.json")).await;
+    assert_eq!(status(&verification), 200);
+    let body: Value = serde_json::from_str(verification["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+
+    assert_eq!(
+        status(&response(&process, sample("slack-events/message-dm.json")).await),
+        200
+    );
+    assert_eq!(
+        status(&response(&process, sample("slack-events/message-channel.json")).await),
+        200
+    );
+    assert_eq!(
+        status(&response(&process, sample("slack-events/message-bot-echo.json")).await),
+        200
+    );
+    let texts = app.easemob.texts();
+    assert_eq!(
+        texts,
+        vec![
+            "Hi! I'd like to order a latte & a croissant from the menu (https://example.com/menu)",
+            "@U0LOCALBOT is my order ready?",
+        ]
+    );
+    assert_eq!(
+        app.easemob.messages()[0]["from"],
+        "T0LOCAL01_U0CUSTOMER_D0LOCALDM"
+    );
+
+    let scheduled = response(&process, sample("slack-events/scheduled.json")).await;
+    assert!(
+        scheduled.get("statusCode").is_none(),
+        "a scheduled event is not an HTTP answer: {scheduled}"
+    );
+
+    // Stale signature (the stored sample, not re-signed) → 401.
+    let stale: Value = serde_json::from_str(
+        &std::fs::read_to_string(events_dir().join("slack-events/message-dm.json")).unwrap(),
+    )
+    .unwrap();
+    let mut stale = stale;
+    stale["headers"]["x-slack-request-timestamp"] = Value::String("1000000000".into());
+    assert_eq!(status(&response(&process, stale).await), 401);
+
+    // A body flagged base64 that is not: a deliberate 400, not a crash.
+    let lie = apigw_event(
+        "POST",
+        "/slack/events",
+        "",
+        &[("content-type", "application/json")],
+        Some("not base64 at all!"),
+        true,
+    );
+    assert_eq!(status(&response(&process, lie).await), 400);
+    // Something that is neither API Gateway nor a Scheduled Event.
+    assert_eq!(
+        status(&response(&process, serde_json::json!({ "hello": "world" })).await),
+        400
+    );
+
+    assert_eq!(
+        status(&response(&process, sample("slack-events/app-uninstalled.json")).await),
+        200
+    );
+    let key = WorkspaceKey::Team(TEAM.into());
+    assert!(app
+        .bridge
+        .store
+        .get_installation(&key)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        status(&response(&process, sample("slack-events/tokens-revoked.json")).await),
+        200
+    );
+    // The process is still serving after all of that.
+    assert_eq!(
+        status(&response(&process, sample("slack-events/url-verification.json")).await),
+        200
+    );
+    assert!(process.peak_rss_kib().is_some());
+}
+
+#[tokio::test]
+async fn a_missing_variable_fails_the_cold_start_naming_it() {
+    let app = TestApp::start().await;
+    let env: Vec<(String, String)> = env_for(&app)
+        .into_iter()
+        .filter(|(k, _)| k != "EASEMOB_CALLBACK_SECRET" && k != "TABLE_NAME")
+        .collect();
+    let bin = function_binaries(false).join("slack-events");
+    let mut process = LambdaProcess::spawn(&bin, "slack-events", &env).await;
+    let exit = process.wait_exit(std::time::Duration::from_secs(10)).await;
+    assert!(
+        exit.is_some_and(|s| !s.success()),
+        "the process should stop"
+    );
+    let reported = process.init_error().unwrap_or_default();
+    assert!(
+        reported.contains("TABLE_NAME") && reported.contains("EASEMOB_CALLBACK_SECRET"),
+        "{reported}"
+    );
+}
