@@ -105,6 +105,52 @@ pub struct AuthTest {
     pub enterprise_id: Option<String>,
 }
 
+/// The `oauth.v2.access` answer (SPEC §2 "OAuth v2 install"), for both the
+/// code exchange and the token-rotation refresh grant. It carries no bot id:
+/// that comes from `auth.test` with the new token.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthV2Access {
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub access_token: Option<Secret>,
+    #[serde(default)]
+    pub token_type: Option<String>,
+    /// Comma-separated bot scopes.
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub bot_user_id: Option<String>,
+    #[serde(default)]
+    pub app_id: Option<String>,
+    #[serde(default)]
+    pub team: Option<OAuthEntity>,
+    #[serde(default)]
+    pub enterprise: Option<OAuthEntity>,
+    #[serde(default)]
+    pub is_enterprise_install: bool,
+    #[serde(default)]
+    pub authed_user: Option<OAuthEntity>,
+    /// With token rotation on: a refresh token and the bot token's lifetime.
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub refresh_token: Option<Secret>,
+    #[serde(default)]
+    pub expires_in: Option<i64>,
+}
+
+/// `team`, `enterprise` and `authed_user` in an `oauth.v2.access` answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthEntity {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Tokens go straight into a [`Secret`], so a `{:?}` of the answer leaks nothing.
+fn optional_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?
+        .filter(|s| !s.is_empty())
+        .map(Secret::new))
+}
+
 /// `chat.postMessage` arguments the bridge uses.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PostMessage {

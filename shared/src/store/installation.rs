@@ -172,6 +172,37 @@ impl Store {
         }
     }
 
+    /// Flags the installation for reinstall because Slack refused
+    /// `refresh_token`, unless another instance has rotated it meanwhile
+    /// (then its fresh pair must not be flagged).
+    pub async fn mark_refresh_refused(
+        &self,
+        key: &WorkspaceKey,
+        refused_refresh_token: &Secret,
+    ) -> Result<bool, DynamoError> {
+        let result = self
+            .db
+            .call(
+                "UpdateItem",
+                &json!({
+                    "TableName": self.table,
+                    "Key": Self::key(&key.pk(), "INSTALLATION"),
+                    "UpdateExpression": "SET needs_reinstall = :t",
+                    "ConditionExpression": "refresh_token = :refused",
+                    "ExpressionAttributeValues": {
+                        ":t": bool_attr(true),
+                        ":refused": str_attr(refused_refresh_token.expose()),
+                    }
+                }),
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(DynamoError::ConditionalCheckFailed(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn mark_needs_reinstall(&self, key: &WorkspaceKey) -> Result<(), DynamoError> {
         let result = self
             .db

@@ -23,6 +23,7 @@ mod workspace;
 
 pub use claims::{Claim, ClaimKey};
 pub use installation::{Installation, WorkspaceKey};
+pub use oauth_state::{ConsumedState, OAuthState, OAUTH_STATE_TTL_SECS};
 
 use crate::dynamo::{DynamoClient, DynamoError};
 

@@ -1,1 +1,103 @@
-//! One-time OAuth `state` records.
+//! One-time OAuth `state` records (SPEC §2 "OAuth v2 install"): written when
+//! the install page is shown, consumed by the callback.
+//!
+//! Consuming is a single conditional `DeleteItem` that hands back the old
+//! item, so of two callbacks racing with the same `state` exactly one gets
+//! it, and a replayed callback finds nothing. DynamoDB's TTL deletes lazily
+//! (up to days late), so expiry is checked on read as well.
+
+use serde_json::json;
+
+use super::Store;
+use crate::clock::now_epoch_secs;
+use crate::dynamo::item::{num_attr, str_attr};
+use crate::dynamo::{DynamoError, ItemExt};
+
+/// How long an install link stays valid (SPEC §2: 10 minutes).
+pub const OAUTH_STATE_TTL_SECS: i64 = 600;
+
+/// What the install page remembered for a `state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthState {
+    /// The `redirect_uri` the authorize link carried; `oauth.v2.access` must
+    /// be called with the same one.
+    pub redirect_uri: String,
+    pub expires_at: i64,
+}
+
+/// The outcome of consuming a `state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumedState {
+    Valid(OAuthState),
+    /// It existed but is older than [`OAUTH_STATE_TTL_SECS`] (now deleted).
+    Expired,
+    /// Never issued, or already used.
+    Unknown,
+}
+
+fn pk(state: &str) -> String {
+    format!("OAUTH_STATE#{state}")
+}
+
+impl Store {
+    /// Remembers a freshly issued `state` until `expires_at` (epoch seconds).
+    pub async fn put_oauth_state(
+        &self,
+        state: &str,
+        redirect_uri: &str,
+        expires_at: i64,
+    ) -> Result<(), DynamoError> {
+        self.db
+            .call(
+                "PutItem",
+                &json!({
+                    "TableName": self.table,
+                    "Item": {
+                        "pk": str_attr(pk(state)),
+                        "sk": str_attr("STATE"),
+                        "redirect_uri": str_attr(redirect_uri),
+                        "created_at": num_attr(now_epoch_secs()),
+                        "expires_at": num_attr(expires_at),
+                    },
+                    // 256 random bits never collide; the guard keeps "one
+                    // state, one install" true regardless.
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes the `state` and returns what it held: the first caller wins,
+    /// every later one gets [`ConsumedState::Unknown`].
+    pub async fn consume_oauth_state(&self, state: &str) -> Result<ConsumedState, DynamoError> {
+        let result = self
+            .db
+            .call(
+                "DeleteItem",
+                &json!({
+                    "TableName": self.table,
+                    "Key": Self::key(&pk(state), "STATE"),
+                    "ConditionExpression": "attribute_exists(pk)",
+                    "ReturnValues": "ALL_OLD",
+                }),
+            )
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(DynamoError::ConditionalCheckFailed(_)) => return Ok(ConsumedState::Unknown),
+            Err(e) => return Err(e),
+        };
+        let Some(old) = out.get("Attributes").and_then(|a| a.as_object()) else {
+            return Ok(ConsumedState::Unknown);
+        };
+        let expires_at = old.n("expires_at").unwrap_or(0);
+        if expires_at <= now_epoch_secs() {
+            return Ok(ConsumedState::Expired);
+        }
+        Ok(ConsumedState::Valid(OAuthState {
+            redirect_uri: old.s("redirect_uri").unwrap_or_default().to_string(),
+            expires_at,
+        }))
+    }
+}
