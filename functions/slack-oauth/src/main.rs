@@ -1,1 +1,25 @@
-fn main() {}
+//! `slack-oauth`: `GET /slack/install` and `GET /slack/oauth/callback`
+//! (Slack OAuth v2 install into any workspace).
+use kefu_bridge::{lambda, logging, relay::oauth, Bridge};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    logging::init();
+    let bridge = match Bridge::from_env() {
+        Ok(bridge) => bridge,
+        Err(error) => return Err(lambda::report_init_error(error).await),
+    };
+    let bridge = &bridge;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let http = |request| async move { oauth::handle(bridge, &request).await };
+        Ok::<_, Error>(
+            lambda::dispatch(event.payload, http, |e| async move {
+                lambda::nothing_scheduled(&e)
+            })
+            .await,
+        )
+    }))
+    .await
+}

@@ -1,1 +1,0 @@
-//! Slack OAuth v2 install flow (issue "Install the app into any workspace").
