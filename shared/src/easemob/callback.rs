@@ -1,1 +1,531 @@
 //! Easemob message callbacks: payload model and `security` check (SPEC §3 "Callback").
+//!
+//! Easemob POSTs every message of the app to the callback URL — the agents'
+//! replies, but also the messages the bridge itself sent as visitors — and
+//! bans an endpoint that keeps failing. So the model is tolerant: unknown
+//! body types and fields parse (as [`MessageBody::Other`] or not at all),
+//! and odd shapes inside `ext` become "absent" instead of failing the whole
+//! callback. Only a body whose outline is wrong (`payload` not an object,
+//! `bodies` not a list…) fails to parse.
+
+use md5::{Digest, Md5};
+use serde::{de::DeserializeOwned, Deserialize, Deserializer};
+use serde_json::Value;
+
+use crate::secret::Secret;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SecurityError {
+    /// Missing or empty `security`: refused like a wrong one (SPEC §3).
+    #[error("callback has no security field")]
+    Missing,
+    /// Without `callId` and `timestamp` there is nothing to check against.
+    #[error("callback lacks callId or timestamp, so its security cannot be checked")]
+    Unverifiable,
+    #[error("callback security does not match")]
+    Mismatch,
+}
+
+/// Easemob's `security`: lower-case hex MD5 of `callId + secret + timestamp`
+/// (plain string concatenation, timestamp in decimal milliseconds).
+pub fn security(call_id: &str, secret: &str, timestamp: &str) -> String {
+    let mut md5 = Md5::new();
+    md5.update(call_id.as_bytes());
+    md5.update(secret.as_bytes());
+    md5.update(timestamp.as_bytes());
+    hex::encode(md5.finalize())
+}
+
+/// Checks the `security` of a callback document.
+///
+/// Works on the parsed JSON rather than the typed [`Callback`], so a forged
+/// request is refused (401) whatever else is wrong with it, and so the
+/// timestamp is hashed exactly as it arrived (number or string).
+pub fn verify_security(document: &Value, secret: &Secret) -> Result<(), SecurityError> {
+    let given = document
+        .get("security")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or(SecurityError::Missing)?;
+    let call_id = document
+        .get("callId")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(SecurityError::Unverifiable)?;
+    let timestamp = document
+        .get("timestamp")
+        .and_then(timestamp_text)
+        .ok_or(SecurityError::Unverifiable)?;
+    let expected = security(call_id, secret.expose(), &timestamp);
+    // Hex is case-insensitive; Easemob sends lower case.
+    if constant_time_eq(expected.as_bytes(), given.to_ascii_lowercase().as_bytes()) {
+        Ok(())
+    } else {
+        Err(SecurityError::Mismatch)
+    }
+}
+
+/// The timestamp as the decimal text Easemob hashed: a JSON string as is, a
+/// JSON number as an integer.
+fn timestamp_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => {
+            if let Some(i) = n.as_u64() {
+                Some(i.to_string())
+            } else if let Some(i) = n.as_i64() {
+                Some(i.to_string())
+            } else {
+                // `1.6e12` style: only whole numbers are timestamps.
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| format!("{}", f as i64))
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Compares without an early exit, so the time taken does not tell a forger
+/// how many leading characters were right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// One Easemob message callback.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Callback {
+    #[serde(rename = "callId", default, deserialize_with = "text")]
+    pub call_id: String,
+    /// `chat` or `chat_offline` for messages; other events are not messages.
+    #[serde(rename = "eventType", default, deserialize_with = "text")]
+    pub event_type: String,
+    #[serde(default, deserialize_with = "text")]
+    pub chat_type: String,
+    /// The sender: the IM service number for agent messages.
+    #[serde(default, deserialize_with = "text")]
+    pub from: String,
+    /// The recipient: for agent messages, the (lower-cased) visitor id.
+    #[serde(default, deserialize_with = "text")]
+    pub to: String,
+    #[serde(default, deserialize_with = "text")]
+    pub msg_id: String,
+    /// Epoch milliseconds; may arrive as a number or a string.
+    #[serde(default, deserialize_with = "millis")]
+    pub timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "text")]
+    pub appkey: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub payload: Payload,
+}
+
+impl Callback {
+    /// The typed callback from an already verified document.
+    pub fn parse(document: Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(document)
+    }
+
+    /// `chat` and `chat_offline` both carry a message (the same one may come
+    /// as both: deduplicate on `msg_id`).
+    pub fn is_message(&self) -> bool {
+        matches!(self.event_type.as_str(), "chat" | "chat_offline")
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Payload {
+    #[serde(default, deserialize_with = "null_default")]
+    pub bodies: Vec<MessageBody>,
+    #[serde(default, deserialize_with = "object")]
+    pub ext: Ext,
+}
+
+/// One body of a message. Unknown types are kept by name, never an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageBody {
+    Text {
+        msg: String,
+    },
+    Image(FileBody),
+    File(FileBody),
+    Audio(FileBody),
+    Video(FileBody),
+    Location {
+        addr: String,
+    },
+    /// `KF-ACK`, recalls, transfers…: control messages, never shown.
+    Command {
+        action: String,
+    },
+    Other {
+        kind: String,
+    },
+}
+
+/// `img`, `file`, `audio` and `video` bodies (SPEC §3 "Files").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileBody {
+    pub url: String,
+    pub filename: String,
+    /// The file's `share-secret`: lets anyone holding it download the file.
+    pub secret: Option<Secret>,
+    pub file_length: Option<u64>,
+}
+
+impl<'de> Deserialize<'de> for MessageBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let field = |name: &str| value.get(name).map(value_text).unwrap_or_default();
+        let file = || FileBody {
+            url: field("url"),
+            filename: field("filename"),
+            secret: Some(field("secret"))
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
+            file_length: value.get("file_length").and_then(Value::as_u64),
+        };
+        Ok(match field("type").as_str() {
+            "txt" => MessageBody::Text { msg: field("msg") },
+            "img" => MessageBody::Image(file()),
+            "file" => MessageBody::File(file()),
+            "audio" => MessageBody::Audio(file()),
+            "video" => MessageBody::Video(file()),
+            "loc" => MessageBody::Location {
+                addr: field("addr"),
+            },
+            "cmd" => MessageBody::Command {
+                action: field("action"),
+            },
+            kind => MessageBody::Other {
+                kind: kind.to_string(),
+            },
+        })
+    }
+}
+
+/// The parts of `payload.ext` Kefu uses (shapes as `easemob/kefu-webim`
+/// reads them). Every field is optional and tolerant of odd types.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Ext {
+    #[serde(default, deserialize_with = "object")]
+    pub weichat: Weichat,
+    #[serde(default, deserialize_with = "object")]
+    pub msgtype: MsgType,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Weichat {
+    #[serde(default, deserialize_with = "object")]
+    pub agent: Option<Agent>,
+    /// `inviteEnquiry`, `TransferToKfHint`, `enquiry`…
+    #[serde(rename = "ctrlType", default, deserialize_with = "text")]
+    pub ctrl_type: String,
+    #[serde(rename = "ctrlArgs", default)]
+    pub ctrl_args: Value,
+}
+
+/// The agent who wrote the message (`ext.weichat.agent`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct Agent {
+    #[serde(rename = "userNickname", default, deserialize_with = "text")]
+    pub user_nickname: String,
+    /// May be protocol-relative (`//host/…`).
+    #[serde(default, deserialize_with = "text")]
+    pub avatar: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MsgType {
+    #[serde(default, deserialize_with = "object")]
+    pub choice: Option<Choice>,
+}
+
+/// A robot menu (`ext.msgtype.choice`): a menu only when `mode` is absent.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Choice {
+    #[serde(default, deserialize_with = "text")]
+    pub title: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub items: Vec<ChoiceItem>,
+    #[serde(default)]
+    pub mode: Option<Value>,
+}
+
+impl Choice {
+    pub fn is_menu(&self) -> bool {
+        self.mode.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct ChoiceItem {
+    #[serde(default, deserialize_with = "text")]
+    pub id: String,
+    #[serde(default, deserialize_with = "text")]
+    pub name: String,
+}
+
+/// Strings, numbers and booleans as text; anything else as empty.
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(value_text(&Value::deserialize(deserializer)?))
+}
+
+fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// `null` as the default; any other shape must be right.
+fn null_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// An object that does not fit `T`, or anything but an object, becomes the
+/// default (serde would otherwise read a struct from a JSON array).
+fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned + Default,
+{
+    Ok(match Value::deserialize(deserializer)? {
+        value @ Value::Object(_) => serde_json::from_value(value).unwrap_or_default(),
+        _ => T::default(),
+    })
+}
+
+/// Whatever does not fit `T` becomes its default: Kefu extras are optional
+/// decoration and must never cost the message itself.
+fn lenient<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned + Default,
+{
+    let value = Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Hand-computed with Python:
+    /// `hashlib.md5(b"easemob-demo#chatdemoui_1094483487342741948" + b"my-callback-secret" + b"1600060847294").hexdigest()`
+    const EXPECTED: &str = "0c440f012221163c4c446efa72e60b83";
+
+    fn document(timestamp: Value, security: Value) -> Value {
+        json!({
+            "callId": "easemob-demo#chatdemoui_1094483487342741948",
+            "eventType": "chat",
+            "chat_type": "chat",
+            "timestamp": timestamp,
+            "security": security,
+            "from": "kefuchannelimid_1",
+            "to": "t0123abc_u0456def_d0789ghi",
+            "msg_id": "1094483487342741948",
+            "appkey": "easemob-demo#chatdemoui",
+            "payload": { "bodies": [{ "type": "txt", "msg": "hello" }], "ext": {} }
+        })
+    }
+
+    fn secret() -> Secret {
+        Secret::new("my-callback-secret")
+    }
+
+    #[test]
+    fn security_matches_a_hand_computed_md5() {
+        assert_eq!(
+            security(
+                "easemob-demo#chatdemoui_1094483487342741948",
+                "my-callback-secret",
+                "1600060847294"
+            ),
+            EXPECTED
+        );
+    }
+
+    #[test]
+    fn timestamp_may_arrive_as_number_or_string() {
+        let as_number = document(json!(1_600_060_847_294_u64), json!(EXPECTED));
+        let as_string = document(json!("1600060847294"), json!(EXPECTED));
+        assert_eq!(verify_security(&as_number, &secret()), Ok(()));
+        assert_eq!(verify_security(&as_string, &secret()), Ok(()));
+        assert_eq!(
+            Callback::parse(as_number).unwrap().timestamp,
+            Some(1_600_060_847_294)
+        );
+        assert_eq!(
+            Callback::parse(as_string).unwrap().timestamp,
+            Some(1_600_060_847_294)
+        );
+    }
+
+    #[test]
+    fn upper_case_hex_is_the_same_digest() {
+        let doc = document(json!(1_600_060_847_294_u64), json!(EXPECTED.to_uppercase()));
+        assert_eq!(verify_security(&doc, &secret()), Ok(()));
+    }
+
+    #[test]
+    fn wrong_missing_and_empty_security_are_refused() {
+        let ts = json!(1_600_060_847_294_u64);
+        let wrong = document(ts.clone(), json!("0c440f012221163c4c446efa72e60b84"));
+        assert_eq!(
+            verify_security(&wrong, &secret()),
+            Err(SecurityError::Mismatch)
+        );
+        assert_eq!(
+            verify_security(
+                &document(ts.clone(), json!(EXPECTED)),
+                &Secret::new("other")
+            ),
+            Err(SecurityError::Mismatch)
+        );
+        assert_eq!(
+            verify_security(&document(ts.clone(), json!("")), &secret()),
+            Err(SecurityError::Missing)
+        );
+        assert_eq!(
+            verify_security(&document(ts.clone(), Value::Null), &secret()),
+            Err(SecurityError::Missing)
+        );
+        let mut no_call_id = document(ts.clone(), json!(EXPECTED));
+        no_call_id.as_object_mut().unwrap().remove("callId");
+        assert_eq!(
+            verify_security(&no_call_id, &secret()),
+            Err(SecurityError::Unverifiable)
+        );
+        // A changed timestamp changes the digest.
+        let later = document(json!(1_600_060_847_295_u64), json!(EXPECTED));
+        assert_eq!(
+            verify_security(&later, &secret()),
+            Err(SecurityError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_slices() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn an_agent_reply_parses_with_its_kefu_extras() {
+        let callback = Callback::parse(json!({
+            "callId": "org#app_1", "eventType": "chat_offline", "chat_type": "chat",
+            "from": "kefuchannelimid_1", "to": "t1_u1_d1", "msg_id": 1094483487342741948_u64,
+            "timestamp": "1600060847294", "appkey": "org#app", "host": "msync@ebs",
+            "payload": {
+                "bodies": [
+                    { "type": "txt", "msg": "Pick one" },
+                    { "type": "img", "url": "https://a1.easemob.com/org/app/chatfiles/u1", "filename": "photo.jpg", "secret": "s3cr3t", "size": { "width": 10, "height": 10 }, "file_length": 2048 },
+                    { "type": "cmd", "action": "KF-ACK" },
+                    { "type": "brand_new", "whatever": [1, 2] }
+                ],
+                "ext": { "weichat": {
+                    "agent": { "userNickname": "Alice", "avatar": "//kefu.easemob.com/a.png", "userId": "x" },
+                    "ctrlType": "inviteEnquiry", "ctrlArgs": { "inviteId": 7 },
+                    "msgId": "m1"
+                }, "msgtype": { "choice": { "title": "Menu", "items": [{ "id": 1, "name": "Orders" }, { "id": "2", "name": "Refunds" }] } } }
+            }
+        }))
+        .unwrap();
+        assert!(callback.is_message());
+        assert_eq!(callback.msg_id, "1094483487342741948");
+        assert_eq!(callback.timestamp, Some(1_600_060_847_294));
+        let bodies = &callback.payload.bodies;
+        assert_eq!(
+            bodies[0],
+            MessageBody::Text {
+                msg: "Pick one".into()
+            }
+        );
+        let MessageBody::Image(image) = &bodies[1] else {
+            panic!("not an image: {:?}", bodies[1])
+        };
+        assert_eq!(image.filename, "photo.jpg");
+        assert_eq!(image.file_length, Some(2048));
+        assert_eq!(image.secret.as_ref().map(Secret::expose), Some("s3cr3t"));
+        assert_eq!(
+            bodies[2],
+            MessageBody::Command {
+                action: "KF-ACK".into()
+            }
+        );
+        assert_eq!(
+            bodies[3],
+            MessageBody::Other {
+                kind: "brand_new".into()
+            }
+        );
+        let ext = &callback.payload.ext;
+        assert_eq!(
+            ext.weichat.agent,
+            Some(Agent {
+                user_nickname: "Alice".into(),
+                avatar: "//kefu.easemob.com/a.png".into()
+            })
+        );
+        assert_eq!(ext.weichat.ctrl_type, "inviteEnquiry");
+        let choice = ext.msgtype.choice.as_ref().unwrap();
+        assert!(choice.is_menu());
+        assert_eq!(choice.title, "Menu");
+        assert_eq!(
+            choice.items[0],
+            ChoiceItem {
+                id: "1".into(),
+                name: "Orders".into()
+            }
+        );
+    }
+
+    #[test]
+    fn odd_ext_shapes_are_dropped_not_fatal() {
+        let callback = Callback::parse(json!({
+            "eventType": "chat", "from": "a", "to": "b", "msg_id": "1",
+            "payload": { "bodies": [{ "type": "txt", "msg": "hi" }],
+                         "ext": { "weichat": "not an object", "msgtype": { "choice": [1] } } }
+        }))
+        .unwrap();
+        assert!(callback.payload.ext.weichat.agent.is_none());
+        assert!(callback.payload.ext.msgtype.choice.is_none());
+        let no_ext = Callback::parse(
+            json!({ "eventType": "chat", "payload": { "bodies": [], "ext": null } }),
+        );
+        assert!(no_ext.is_ok());
+        let mode = Callback::parse(json!({ "payload": { "ext": { "msgtype": { "choice": { "mode": "transferManualGuide", "title": "t" } } } } }))
+            .unwrap();
+        assert!(!mode.payload.ext.msgtype.choice.unwrap().is_menu());
+    }
+
+    #[test]
+    fn a_wrong_outline_is_an_error() {
+        assert!(Callback::parse(json!({ "payload": "text" })).is_err());
+        assert!(Callback::parse(json!({ "payload": { "bodies": "x" } })).is_err());
+        assert!(!Callback::parse(json!({ "eventType": "user_status" }))
+            .unwrap()
+            .is_message());
+    }
+}
