@@ -1,1 +1,318 @@
 //! `POST /easemob/callback`: agent replies → Slack (issue "Agent replies reach Slack").
+//!
+//! Easemob calls this for every message of the app, including the ones the
+//! bridge itself sent as visitors. Only HTTP 200 counts as delivered, and an
+//! endpoint failing ~90 times in 30 s is banned for a while (SPEC §3), so
+//! every genuine callback that is not for us gets 200 and a log line saying
+//! why; 5xx is kept for "try again, it may work then" (Slack or DynamoDB
+//! unavailable), 4xx for requests that are not Easemob's.
+//!
+//! Loop safety: only messages *from* the IM service number are posted. The
+//! visitor's own messages (sent by `slack_events`) come back with `from` =
+//! visitor and are skipped here; the bridge's Slack posts come back as
+//! Slack events and are stopped by `loop_guard`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::bridge::Bridge;
+use crate::easemob::callback::{verify_security, Callback, MessageBody};
+use crate::http_types::{HttpRequest, HttpResponse};
+use crate::relay::to_slack::{self, AgentIdentity, PostError, PostFailure, CUSTOMIZE_SCOPE};
+use crate::slack::web::SlackApiError;
+use crate::store::{Claim, ClaimKey, Installation, WorkspaceKey};
+use crate::visitor::VisitorId;
+
+/// Everything one callback does fits in this, so Easemob gets its answer
+/// before it gives up on the request.
+pub const BUDGET: Duration = Duration::from_millis(2_500);
+/// A claim's lease: longer than any invocation, short enough that a crashed
+/// one does not block a later delivery for long.
+const CLAIM_LEASE_SECS: i64 = 30;
+
+/// Entry point for the `easemob-callback` function.
+pub async fn handle(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
+    let deadline = Instant::now() + BUDGET;
+    if !request.method.eq_ignore_ascii_case("POST") {
+        tracing::warn!(method = %request.method, outcome = "method_not_allowed", "easemob_callback");
+        return HttpResponse::text(405, "use POST").with_header("allow", "POST");
+    }
+    if request.body.is_empty() {
+        return reject(400, "empty body", "empty_body");
+    }
+    if !request.has_media_type("application/json") {
+        tracing::warn!(
+            content_type = request.header("content-type"),
+            outcome = "wrong_content_type",
+            "easemob_callback"
+        );
+        return HttpResponse::text(400, "expected Content-Type: application/json");
+    }
+    let document: Value = match serde_json::from_slice(&request.body) {
+        Ok(document @ Value::Object(_)) => document,
+        Ok(_) => return reject(400, "body is not a JSON object", "malformed_body"),
+        Err(_) => return reject(400, "body is not JSON", "malformed_body"),
+    };
+    // Before anything else is read or done: a forged callback gets nothing.
+    if let Err(error) = verify_security(&document, &bridge.config.easemob_callback_secret) {
+        tracing::warn!(reason = %error, outcome = "security_rejected", "easemob_callback");
+        return HttpResponse::text(401, format!("invalid security: {error}"));
+    }
+    let callback = match Callback::parse(document) {
+        Ok(callback) => callback,
+        Err(error) => {
+            tracing::warn!(%error, outcome = "malformed_callback", "easemob_callback");
+            return HttpResponse::text(400, "body is not an Easemob message callback");
+        }
+    };
+    let report = handle_callback(bridge, &callback, deadline).await;
+    tracing::info!(
+        msg_id = %callback.msg_id,
+        event_type = %callback.event_type,
+        from = %callback.from,
+        visitor = report.visitor.as_deref(),
+        team = report.team.as_deref(),
+        channel = report.channel.as_deref(),
+        outcome = report.outcome,
+        detail = report.detail.as_deref(),
+        parts = report.parts,
+        status = report.response.status,
+        "easemob_callback"
+    );
+    report.response
+}
+
+/// What happened to one callback: the log line and the answer.
+struct Report {
+    outcome: &'static str,
+    detail: Option<String>,
+    visitor: Option<String>,
+    team: Option<String>,
+    channel: Option<String>,
+    parts: usize,
+    response: HttpResponse,
+}
+
+impl Report {
+    /// Handled (or deliberately skipped): Easemob must not send it again.
+    fn done(outcome: &'static str) -> Self {
+        Self {
+            outcome,
+            detail: None,
+            visitor: None,
+            team: None,
+            channel: None,
+            parts: 0,
+            response: HttpResponse::text(200, ""),
+        }
+    }
+
+    fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Easemob's retry may succeed where this attempt could not.
+    fn retry_later(outcome: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            response: HttpResponse::text(503, format!("temporarily unavailable: {outcome}")),
+            ..Self::done(outcome).with_detail(detail)
+        }
+    }
+
+    fn for_visitor(mut self, visitor: &VisitorId) -> Self {
+        self.visitor = Some(visitor.to_string());
+        self.team = Some(visitor.workspace().to_string());
+        self.channel = Some(visitor.channel().to_string());
+        self
+    }
+}
+
+async fn handle_callback(bridge: &Bridge, callback: &Callback, deadline: Instant) -> Report {
+    if !callback.is_message() {
+        return Report::done("not_a_message_event").with_detail(callback.event_type.clone());
+    }
+    if callback.msg_id.trim().is_empty() {
+        return Report {
+            response: HttpResponse::text(400, "message callback without msg_id"),
+            ..Report::done("missing_msg_id")
+        };
+    }
+    // The loop rule: only the service number speaks for an agent. The
+    // visitor's own message, echoed back with `from` = visitor, stops here.
+    let service_number = &bridge.config.easemob_im_service_number;
+    if !callback.from.eq_ignore_ascii_case(service_number) {
+        return Report::done("not_from_service_number");
+    }
+    let visitor = match VisitorId::decode(&callback.to) {
+        Ok(visitor) => visitor,
+        Err(error) => {
+            return Report::done("recipient_not_a_visitor")
+                .with_detail(format!("to={}: {error}", callback.to))
+        }
+    };
+    let workspace = WorkspaceKey::from_id(visitor.workspace());
+    let installation = match bridge.installation(&workspace).await {
+        Ok(Some(installation)) => installation,
+        Ok(None) => return Report::done("workspace_not_installed").for_visitor(&visitor),
+        Err(error) => {
+            return Report::retry_later("store_unavailable", error.to_string())
+                .for_visitor(&visitor)
+        }
+    };
+    let text = to_slack::reply_text(&callback.payload);
+    if text.trim().is_empty() {
+        return Report::done("nothing_to_show")
+            .with_detail(body_kinds(callback))
+            .for_visitor(&visitor);
+    }
+    deliver(bridge, callback, &visitor, &installation, &text, deadline)
+        .await
+        .for_visitor(&visitor)
+}
+
+/// Claims the message, posts what is not posted yet, records the outcome.
+async fn deliver(
+    bridge: &Bridge,
+    callback: &Callback,
+    visitor: &VisitorId,
+    installation: &Installation,
+    text: &str,
+    deadline: Instant,
+) -> Report {
+    let claim_key = ClaimKey::EasemobMessage(callback.msg_id.trim().to_string());
+    let parts_done = match bridge.store.claim(&claim_key, CLAIM_LEASE_SECS).await {
+        Ok(Claim::Acquired { parts_done }) => parts_done as usize,
+        Ok(Claim::Completed) => return Report::done("duplicate_already_delivered"),
+        Ok(Claim::InProgress) => {
+            return Report::retry_later("duplicate_in_progress", "another delivery holds the claim")
+        }
+        Err(error) => return Report::retry_later("store_unavailable", error.to_string()),
+    };
+    let thread = match to_slack::reply_thread(bridge, &installation.key, visitor).await {
+        Ok(thread) => thread,
+        Err(error) => {
+            release(bridge, &claim_key, parts_done).await;
+            return Report::retry_later("store_unavailable", error.to_string());
+        }
+    };
+    let posts = to_slack::build_posts(
+        text,
+        &AgentIdentity::from_ext(&callback.payload.ext),
+        installation.has_scope(CUSTOMIZE_SCOPE),
+        visitor.channel().as_str(),
+        thread.as_deref(),
+    );
+    let sent = to_slack::send_posts(
+        bridge,
+        &installation.bot_token,
+        &posts,
+        parts_done,
+        deadline,
+    )
+    .await;
+    match sent {
+        Ok(()) => {
+            complete(bridge, &claim_key, posts.len()).await;
+            Report {
+                parts: posts.len(),
+                ..Report::done("posted_to_slack")
+            }
+        }
+        Err(failure) => failed(bridge, &claim_key, installation, failure).await,
+    }
+}
+
+/// Maps a Slack failure to an answer: transient ones go back to Easemob's
+/// retry with the progress kept; ones a retry cannot fix are answered 200 so
+/// Easemob does not count them against the endpoint.
+async fn failed(
+    bridge: &Bridge,
+    claim_key: &ClaimKey,
+    installation: &Installation,
+    failure: PostFailure,
+) -> Report {
+    let PostFailure { posted, error } = failure;
+    let report = match error {
+        PostError::OutOfTime => {
+            release(bridge, claim_key, posted).await;
+            return Report::retry_later("time_budget_spent", format!("{posted} parts posted"));
+        }
+        PostError::Slack(error) => {
+            let detail = error.to_string();
+            if error.is_auth_failure() {
+                // The token is dead: retrying cannot help until a reinstall.
+                if let Err(store_error) = bridge.store.mark_needs_reinstall(&installation.key).await
+                {
+                    release(bridge, claim_key, posted).await;
+                    return Report::retry_later("store_unavailable", store_error.to_string());
+                }
+                bridge.forget_workspace(&installation.key);
+                Report::done("slack_auth_failed_needs_reinstall").with_detail(detail)
+            } else if matches!(&error, SlackApiError::Api(code)
+                if code == "channel_not_found" || code == "not_in_channel")
+            {
+                Report::done("slack_channel_unavailable").with_detail(detail)
+            } else if error.is_transient() || matches!(error, SlackApiError::Malformed(_)) {
+                release(bridge, claim_key, posted).await;
+                let outcome = match error {
+                    SlackApiError::RateLimited { .. } => "slack_rate_limited",
+                    _ => "slack_unavailable",
+                };
+                return Report::retry_later(outcome, detail);
+            } else {
+                Report::done("slack_rejected").with_detail(detail)
+            }
+        }
+    };
+    complete(bridge, claim_key, posted).await;
+    Report {
+        parts: posted,
+        ..report
+    }
+}
+
+/// Answered 200 either way: if recording fails, the claim's lease still
+/// blocks a re-delivery meanwhile.
+async fn complete(bridge: &Bridge, key: &ClaimKey, posted: usize) {
+    if let Err(error) = bridge.store.complete_claim(key, posted as u32).await {
+        tracing::error!(claim = ?key, %error, "claim_completion_not_recorded");
+    }
+}
+
+/// Gives the message back for Easemob's retry, remembering what was posted.
+async fn release(bridge: &Bridge, key: &ClaimKey, posted: usize) {
+    if let Err(error) = bridge.store.release_claim(key, posted as u32).await {
+        tracing::error!(claim = ?key, %error, "claim_release_failed");
+    }
+}
+
+/// For the log line of a message with nothing to show: `cmd:KF-ACK`, `txt`…
+fn body_kinds(callback: &Callback) -> String {
+    let kinds: Vec<String> = callback
+        .payload
+        .bodies
+        .iter()
+        .map(|body| match body {
+            MessageBody::Text { .. } => "txt".to_string(),
+            MessageBody::Command { action } => format!("cmd:{action}"),
+            MessageBody::Image(_) => "img".to_string(),
+            MessageBody::File(_) => "file".to_string(),
+            MessageBody::Audio(_) => "audio".to_string(),
+            MessageBody::Video(_) => "video".to_string(),
+            MessageBody::Location { .. } => "loc".to_string(),
+            MessageBody::Other { kind } => kind.clone(),
+        })
+        .collect();
+    if kinds.is_empty() {
+        "no bodies".to_string()
+    } else {
+        kinds.join(",")
+    }
+}
+
+fn reject(status: u16, reason: &str, outcome: &'static str) -> HttpResponse {
+    tracing::warn!(outcome, reason, "easemob_callback");
+    HttpResponse::text(status, reason)
+}
