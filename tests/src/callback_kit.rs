@@ -1,1 +1,202 @@
 //! Helpers for Easemob callback tests: signed callback bodies, echo loops.
+//!
+//! Callbacks are built the way Easemob sends them (SPEC §3 "Callback"):
+//! `to`/`from` user names lower-cased, `timestamp` in milliseconds, and
+//! `security` = MD5 of `callId + secret + timestamp` with the documented
+//! local secret. Bot posts the fake Slack accepted can be turned back into
+//! the message events Slack would emit for them.
+
+use kefu_bridge::clock::now_epoch_millis;
+use kefu_bridge::http_types::{HttpRequest, HttpResponse};
+use kefu_bridge::relay;
+use serde_json::{json, Value};
+
+use crate::app::{event_callback, TestApp, APP_ID};
+use crate::signing::{
+    easemob_security, LOCAL_EASEMOB_APP, LOCAL_EASEMOB_CALLBACK_SECRET, LOCAL_EASEMOB_ORG,
+    LOCAL_EASEMOB_SERVICE_NUMBER,
+};
+
+/// The agent every reply comes from unless a test says otherwise.
+pub const AGENT_NAME: &str = "Alice Agent";
+/// As Kefu sends it: protocol-relative.
+pub const AGENT_AVATAR: &str = "//kefu.example.com/ossimages/alice.png";
+/// What Slack must be given for it.
+pub const AGENT_AVATAR_URL: &str = "https://kefu.example.com/ossimages/alice.png";
+
+impl TestApp {
+    /// Delivers a callback body to `easemob-callback` as Easemob POSTs it.
+    pub async fn easemob_callback(&self, body: &Value) -> HttpResponse {
+        let request = callback_request(body.to_string().as_bytes(), "application/json");
+        relay::easemob_callback::handle(&self.bridge, &request).await
+    }
+}
+
+/// `POST /easemob/callback` with `body` as is.
+pub fn callback_request(body: &[u8], content_type: &str) -> HttpRequest {
+    let mut request = HttpRequest {
+        method: "POST".into(),
+        path: "/easemob/callback".into(),
+        body: body.to_vec(),
+        ..Default::default()
+    };
+    request
+        .headers
+        .insert("content-type", content_type.parse().unwrap());
+    request
+}
+
+/// Sets `security` from the callback's `callId` and `timestamp` (a number
+/// or a string of digits) with the local callback secret.
+pub fn sign(callback: &mut Value) {
+    let call_id = callback["callId"].as_str().unwrap_or("").to_string();
+    let timestamp = match &callback["timestamp"] {
+        Value::String(s) => s.parse().expect("timestamp digits"),
+        other => other.as_i64().expect("timestamp"),
+    };
+    callback["security"] = json!(easemob_security(
+        &call_id,
+        LOCAL_EASEMOB_CALLBACK_SECRET,
+        timestamp
+    ));
+}
+
+/// A signed message callback from `from` to `to` (both lower-cased, as
+/// Easemob stores user names).
+pub fn message_callback(from: &str, to: &str, msg_id: &str, bodies: Value, ext: Value) -> Value {
+    let (from, to) = (from.to_ascii_lowercase(), to.to_ascii_lowercase());
+    let mut callback = json!({
+        "callId": format!("{LOCAL_EASEMOB_ORG}#{LOCAL_EASEMOB_APP}_{msg_id}"),
+        "eventType": "chat",
+        "chat_type": "chat",
+        "from": from,
+        "to": to,
+        "msg_id": msg_id,
+        "timestamp": now_epoch_millis(),
+        "appkey": format!("{LOCAL_EASEMOB_ORG}#{LOCAL_EASEMOB_APP}"),
+        "host": "msync@ebs-ali-beijing-msync42",
+        "payload": { "bodies": bodies, "ext": ext, "from": from, "to": to, "type": "chat" },
+    });
+    sign(&mut callback);
+    callback
+}
+
+/// `ext` of an agent's message: who wrote it, plus Kefu's session details.
+pub fn agent_ext() -> Value {
+    json!({ "weichat": {
+        "agent": { "userNickname": AGENT_NAME, "avatar": AGENT_AVATAR, "userId": "7a1c-agent" },
+        "msgId": "5c7e-kefu-msg",
+        "service_session": { "serviceSessionId": "9f3e-session", "visitorUserId": "visitor-1" },
+    } })
+}
+
+/// An agent's text reply to `visitor` (a visitor id in any case), from the
+/// IM service number, signed.
+pub fn agent_reply(visitor: &str, msg_id: &str, text: &str) -> Value {
+    agent_message(
+        visitor,
+        msg_id,
+        json!([{ "type": "txt", "msg": text }]),
+        agent_ext(),
+    )
+}
+
+/// Any agent message to `visitor`: `bodies` and `ext` as given.
+pub fn agent_message(visitor: &str, msg_id: &str, bodies: Value, ext: Value) -> Value {
+    message_callback(LOCAL_EASEMOB_SERVICE_NUMBER, visitor, msg_id, bodies, ext)
+}
+
+/// The same callback delivered as `chat_offline` (or another event type).
+/// `eventType` is not part of `security`, so it stays signed.
+pub fn as_event_type(mut callback: Value, event_type: &str) -> Value {
+    callback["eventType"] = json!(event_type);
+    callback
+}
+
+/// A visitor's own message coming back, as Easemob calls back for every
+/// message: `from` = the visitor lower-cased, `to` = the service number.
+pub fn visitor_echo(visitor: &str, msg_id: &str, text: &str) -> Value {
+    message_callback(
+        visitor,
+        LOCAL_EASEMOB_SERVICE_NUMBER,
+        msg_id,
+        json!([{ "type": "txt", "msg": text }]),
+        json!({ "weichat": { "visitor": { "userNickname": "echo" } } }),
+    )
+}
+
+/// The callback Easemob makes for a message the fake Easemob accepted (a
+/// request body as the bridge sent it to `/messages`).
+pub fn echo_of_sent(sent: &Value, msg_id: &str) -> Value {
+    message_callback(
+        sent["from"].as_str().expect("from"),
+        sent["target"][0].as_str().expect("target"),
+        msg_id,
+        json!([sent["msg"].clone()]),
+        sent["ext"].clone(),
+    )
+}
+
+/// `channel_type` of a Slack channel id.
+pub fn channel_type(channel: &str) -> &'static str {
+    match channel.chars().next() {
+        Some('D') => "im",
+        Some('G') => "group",
+        _ => "channel",
+    }
+}
+
+/// The Slack events a bot post comes back as: the message event (from the
+/// bot user, with `bot_id`, `app_id` and `bot_profile`), the legacy
+/// `bot_message` shape (what a post with `username` looks like), and a
+/// `message_changed` wrapping it (Slack edits posts when it unfurls them).
+/// Each is wrapped in an `event_callback` envelope with a fresh event id.
+pub fn slack_echoes_of_post(post: &Value, event_id_prefix: &str) -> Vec<Value> {
+    let team = post["team_id"].as_str().expect("team_id");
+    let channel = post["channel"].as_str().expect("channel");
+    let ts = post["ts"].as_str().expect("ts");
+    let mut message = json!({
+        "type": "message",
+        "channel": channel,
+        "channel_type": channel_type(channel),
+        "user": post["bot_user_id"],
+        "bot_id": post["bot_id"],
+        "app_id": APP_ID,
+        "bot_profile": { "id": post["bot_id"], "app_id": APP_ID, "name": "kefu", "team_id": team },
+        "text": post["text"],
+        "ts": ts,
+        "event_ts": ts,
+    });
+    if let Some(thread) = post["thread_ts"].as_str() {
+        message["thread_ts"] = json!(thread);
+    }
+    let mut legacy = json!({
+        "type": "message",
+        "subtype": "bot_message",
+        "channel": channel,
+        "channel_type": channel_type(channel),
+        "bot_id": post["bot_id"],
+        "username": post["username"],
+        "text": post["text"],
+        "ts": ts,
+    });
+    if let Some(thread) = post["thread_ts"].as_str() {
+        legacy["thread_ts"] = json!(thread);
+    }
+    let changed = json!({
+        "type": "message",
+        "subtype": "message_changed",
+        "hidden": true,
+        "channel": channel,
+        "channel_type": channel_type(channel),
+        "message": message.clone(),
+        "previous_message": message.clone(),
+        "ts": format!("{ts}1"),
+        "event_ts": format!("{ts}1"),
+    });
+    [message, legacy, changed]
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| event_callback(team, &format!("{event_id_prefix}-{ts}-{i}"), event))
+        .collect()
+}
