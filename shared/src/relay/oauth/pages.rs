@@ -158,22 +158,22 @@ const STYLE: &str = r#"
 *,*::before,*::after{box-sizing:border-box}
 html{color-scheme:light}
 body{margin:0;min-height:100vh;display:flex;align-items:flex-start;justify-content:center;
-  padding:9vh 20px 40px;background:#f4f1ec;color:#1d1c1d;
+  padding:clamp(20px,6vh,64px) 20px 32px;background:#f4f1ec;color:#1d1c1d;
   font:16px/1.55 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",Arial,
   "PingFang SC","Hiragino Sans GB","Microsoft YaHei","Noto Sans",sans-serif}
-.card{width:100%;max-width:560px;background:#fff;border-radius:14px;padding:40px 44px;
+.card{width:100%;max-width:560px;background:#fff;border-radius:14px;padding:36px 40px;
   box-shadow:0 1px 2px rgba(29,28,29,.06),0 12px 32px rgba(29,28,29,.08)}
 .eyebrow{margin:0 0 8px;color:#611f69;font-size:13px;font-weight:700;letter-spacing:.08em;text-transform:uppercase}
 h1{margin:0 0 12px;font-size:28px;line-height:1.2;letter-spacing:-.01em}
-h2{margin:32px 0 10px;font-size:15px;color:#454245}
+h2{margin:26px 0 8px;font-size:15px;color:#454245}
 .lead{margin:0;color:#454245}
-.action{margin:28px 0 0;display:flex;flex-wrap:wrap;gap:12px}
-.note{margin:24px 0 0;color:#616061;font-size:14px}
+.action{margin:24px 0 0;display:flex;flex-wrap:wrap;gap:12px}
+.note{margin:20px 0 0;color:#616061;font-size:14px}
 code{font:14px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f4f1ec;
-  padding:1px 5px;border-radius:4px}
+  padding:1px 5px;border-radius:4px;white-space:nowrap}
 .perms{margin:0;padding:0;list-style:none;color:#454245;font-size:15px}
-.perms li{position:relative;padding:4px 0 4px 28px}
-.perms li::before{content:"";position:absolute;left:4px;top:11px;width:12px;height:6px;
+.perms li{position:relative;padding:3px 0 3px 28px}
+.perms li::before{content:"";position:absolute;left:4px;top:10px;width:12px;height:6px;
   border-left:2px solid #2eb67d;border-bottom:2px solid #2eb67d;transform:rotate(-45deg)}
 .add-to-slack{display:inline-flex;align-items:center;justify-content:center;gap:12px;
   width:236px;height:48px;background:#fff;color:#000;border:1px solid #ddd;border-radius:4px;
