@@ -998,6 +998,74 @@ async fn install_then_uninstall_then_messages_are_dropped() {
     assert_eq!(app.easemob.texts(), vec!["hello", "back"]);
 }
 
+// ── The real binary ─────────────────────────────────────────────────────
+
+/// The `slack-oauth` binary under the Lambda Runtime API emulator, fed the
+/// sample events from `events/slack-oauth/`: main.rs wiring, configuration
+/// from the environment, cookies in the API Gateway v2 answer.
+#[tokio::test]
+async fn the_slack_oauth_binary_handles_the_sample_events() {
+    use bridge_tests::runtime_emulator::{function_binaries, LambdaProcess, Outcome};
+    let app = TestApp::start().await;
+    let mut env = bridge_tests::app::local_env(
+        &app.table,
+        &app.slack.api_base_url(),
+        &app.easemob.base_url(),
+    );
+    env.push((
+        "AWS_ENDPOINT_URL_DYNAMODB".into(),
+        app.dynamodb_endpoint.clone(),
+    ));
+    let bin = function_binaries(false).join("slack-oauth");
+    let process = LambdaProcess::spawn(&bin, "slack-oauth", &env).await;
+    let sample = |name: &str| -> Value {
+        let path = format!(
+            "{}/../events/slack-oauth/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let invoke = |event: Value| async {
+        match process.invoke(event).await.expect("invocation") {
+            Outcome::Response(value) => value,
+            Outcome::Error(error) => panic!("invocation error: {error}"),
+        }
+    };
+
+    let page = invoke(sample("install.json")).await;
+    assert_eq!(page["statusCode"], 200, "{page}");
+    assert_eq!(page["headers"]["content-type"], "text/html; charset=utf-8");
+    let cookie = page["cookies"][0].as_str().unwrap();
+    assert!(cookie.starts_with("slack_oauth_state="), "{cookie}");
+    assert!(page["body"].as_str().unwrap().contains(
+        "redirect_uri=https%3A%2F%2Flocal.execute-api.localhost%2Fslack%2Foauth%2Fcallback"
+    ));
+
+    // The callback sample carries state "local-oauth-state" and code
+    // "local-oauth-code": issue that state and teach Slack that code.
+    let redirect = "https://local.execute-api.localhost/slack/oauth/callback";
+    app.bridge
+        .store
+        .put_oauth_state("local-oauth-state", redirect, now_epoch_secs() + 600)
+        .await
+        .unwrap();
+    let mut answer = oauth_access_answer("T0LOCAL01", "Local Cafe", "xoxb-local-1");
+    answer["__redirect_uri"] = json!(redirect);
+    app.slack_accepts_code_as_is("local-oauth-code", &answer);
+    let done = invoke(sample("oauth-callback.json")).await;
+    assert_eq!(done["statusCode"], 200, "{done}");
+    assert!(done["body"].as_str().unwrap().contains("Local Cafe"));
+    assert!(done["cookies"][0].as_str().unwrap().ends_with("Max-Age=0"));
+    let installed = stored(&app, &WorkspaceKey::Team("T0LOCAL01".into()))
+        .await
+        .expect("installed");
+    assert_eq!(installed.bot_token, Secret::new("xoxb-local-1"));
+
+    let denied = invoke(sample("oauth-callback-denied.json")).await;
+    assert_eq!(denied["statusCode"], 400, "{denied}");
+    assert!(denied["body"].as_str().unwrap().contains("cancelled"));
+}
+
 // ── helpers ─────────────────────────────────────────────────────────────
 
 /// A bridge over the app's table and fakes with other configuration.
