@@ -177,3 +177,124 @@ async fn a_missing_variable_fails_the_cold_start_naming_it() {
         "{reported}"
     );
 }
+
+#[tokio::test]
+async fn easemob_callback_binary_posts_the_agent_reply_and_skips_the_echo() {
+    let app = TestApp::start().await;
+    app.install_as(
+        TEAM,
+        "B0LOCALBOT",
+        "U0LOCALBOT",
+        "A0LOCALAPP",
+        &["chat:write", "chat:write.customize"],
+    )
+    .await;
+    let bin = function_binaries(false).join("easemob-callback");
+    let process = LambdaProcess::spawn(&bin, "easemob-callback", &env_for(&app)).await;
+
+    assert_eq!(
+        status(&response(&process, sample("easemob-callback/agent-reply.json")).await),
+        200
+    );
+    assert_eq!(
+        status(&response(&process, sample("easemob-callback/visitor-echo.json")).await),
+        200
+    );
+    // Easemob's retry of the same msg_id posts nothing new.
+    assert_eq!(
+        status(&response(&process, sample("easemob-callback/agent-reply.json")).await),
+        200
+    );
+    let posts = app.slack.posts();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0]["channel"], "D0LOCALDM");
+    assert_eq!(
+        posts[0]["text"],
+        "Hello! Your latte &amp; croissant are on the way &lt;3"
+    );
+    assert_eq!(posts[0]["username"], "Agent Lily");
+    assert_eq!(
+        posts[0]["icon_url"],
+        "https://kefu.easemob.com/avatars/lily.png"
+    );
+
+    // A wrong security (signed with another secret) → 401, nothing posted.
+    let mut forged: Value = serde_json::from_str(
+        &std::fs::read_to_string(events_dir().join("easemob-callback/agent-reply.json")).unwrap(),
+    )
+    .unwrap();
+    resign(
+        &mut forged,
+        LOCAL_SLACK_SIGNING_SECRET,
+        "not-the-callback-secret",
+        0,
+    );
+    assert_eq!(status(&response(&process, forged).await), 401);
+    assert_eq!(app.slack.posts().len(), 1);
+
+    let scheduled = response(&process, sample("easemob-callback/scheduled.json")).await;
+    assert!(scheduled.get("statusCode").is_none(), "{scheduled}");
+}
+
+#[tokio::test]
+async fn slack_oauth_binary_serves_the_install_page_and_completes_an_install() {
+    let app = TestApp::start().await;
+    let bin = function_binaries(false).join("slack-oauth");
+    let process = LambdaProcess::spawn(&bin, "slack-oauth", &env_for(&app)).await;
+
+    let page = response(&process, sample("slack-oauth/install.json")).await;
+    assert_eq!(status(&page), 200);
+    assert!(page["headers"]["content-type"]
+        .as_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let cookie = page["cookies"][0].as_str().unwrap();
+    assert!(
+        cookie.starts_with("slack_oauth_state=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    assert!(page["body"]
+        .as_str()
+        .unwrap()
+        .contains("https://slack.com/oauth/v2/authorize?"));
+
+    // The sample callback's state and code, as if the install page had issued them.
+    let redirect = "https://local.execute-api.localhost/slack/oauth/callback";
+    app.bridge
+        .store
+        .put_oauth_state(
+            "local-oauth-state",
+            redirect,
+            kefu_bridge::clock::now_epoch_secs() + 600,
+        )
+        .await
+        .unwrap();
+    let mut answer =
+        bridge_tests::oauth_kit::oauth_access_answer(TEAM, "Local Coffee", "xoxb-local-bot-token");
+    answer["__redirect_uri"] = Value::String(redirect.into());
+    app.slack_accepts_code_as_is("local-oauth-code", &answer);
+
+    let done = response(&process, sample("slack-oauth/oauth-callback.json")).await;
+    assert_eq!(status(&done), 200, "{done}");
+    assert!(done["body"]
+        .as_str()
+        .unwrap()
+        .contains("slack://app?team=T0LOCAL01"));
+    let stored = app
+        .bridge
+        .store
+        .get_installation(&WorkspaceKey::Team(TEAM.into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.bot_token.expose(), "xoxb-local-bot-token");
+    assert_eq!(stored.bot_id, format!("B{TEAM}"));
+
+    // The same callback again: the state was consumed.
+    assert_eq!(
+        status(&response(&process, sample("slack-oauth/oauth-callback.json")).await),
+        400
+    );
+    let denied = response(&process, sample("slack-oauth/oauth-callback-denied.json")).await;
+    assert!((400..500).contains(&status(&denied)), "{denied}");
+}

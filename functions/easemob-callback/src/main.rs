@@ -6,7 +6,10 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init();
-    let bridge = Bridge::from_env().inspect_err(|e| tracing::error!(error = %e, "config_error"))?;
+    let bridge = match Bridge::from_env() {
+        Ok(bridge) => bridge,
+        Err(error) => return Err(lambda::report_init_error(error).await),
+    };
     let bridge = &bridge;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let http = |request| async move { easemob_callback::handle(bridge, &request).await };
