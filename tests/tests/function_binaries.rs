@@ -253,10 +253,9 @@ async fn slack_oauth_binary_serves_the_install_page_and_completes_an_install() {
         cookie.starts_with("slack_oauth_state=") && cookie.contains("HttpOnly"),
         "{cookie}"
     );
-    assert!(page["body"]
-        .as_str()
-        .unwrap()
-        .contains("https://slack.com/oauth/v2/authorize?"));
+    assert!(page["body"].as_str().unwrap().contains(
+        "redirect_uri=https%3A%2F%2Flocal.execute-api.localhost%2Fslack%2Foauth%2Fcallback"
+    ));
 
     // The sample callback's state and code, as if the install page had issued them.
     let redirect = "https://local.execute-api.localhost/slack/oauth/callback";
@@ -280,6 +279,7 @@ async fn slack_oauth_binary_serves_the_install_page_and_completes_an_install() {
         .as_str()
         .unwrap()
         .contains("slack://app?team=T0LOCAL01"));
+    assert!(done["cookies"][0].as_str().unwrap().ends_with("Max-Age=0"));
     let stored = app
         .bridge
         .store
