@@ -5,11 +5,13 @@
 
 pub mod app;
 pub mod callback_kit;
+pub mod demo;
 pub mod dynamodb_local;
 pub mod events;
 pub mod fake_easemob;
 pub mod fake_server;
 pub mod fake_slack;
+pub mod local_server;
 pub mod oauth_kit;
 pub mod runtime_emulator;
 pub mod signing;
