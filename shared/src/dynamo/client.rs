@@ -32,6 +32,26 @@ impl DynamoError {
     }
 }
 
+/// A failed connection is retried once only when it failed this fast.
+const QUICK_FAILURE: std::time::Duration = std::time::Duration::from_millis(500);
+const CONNECT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How one HTTP exchange with DynamoDB ended, when not with an answer.
+enum Attempt {
+    /// No connection was made: the request never reached DynamoDB.
+    NotConnected(String),
+    Failed(DynamoError),
+}
+
+impl Attempt {
+    fn into_error(self) -> DynamoError {
+        match self {
+            Attempt::NotConnected(reason) => DynamoError::Unavailable(reason),
+            Attempt::Failed(error) => error,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct DynamoClient {
     http: reqwest::Client,
@@ -115,11 +135,36 @@ impl DynamoClient {
     }
 
     /// One DynamoDB operation (`GetItem`, `PutItem`, …) with its JSON input.
+    ///
+    /// A connection that could not be opened (refused, reset before the
+    /// request left) is tried once more after a short pause: the request
+    /// never reached DynamoDB, so repeating it is safe even for writes, and
+    /// a Lambda instance's pooled connection going stale is common. Nothing
+    /// else is retried here (a timeout may have been applied; throttling and
+    /// 5xx go back to the caller, which answers 5xx so the sender retries),
+    /// and the retry is only taken when the failure was quick, so the whole
+    /// call stays inside the client's connect + request bounds (SPEC §2).
     pub async fn call(&self, operation: &str, input: &Value) -> Result<Value, DynamoError> {
         let body = serde_json::to_vec(input).map_err(|e| DynamoError::Rejected {
             kind: "SerializationException".into(),
             message: e.to_string(),
         })?;
+        let started = std::time::Instant::now();
+        match self.attempt(operation, &body).await {
+            Err(Attempt::NotConnected(reason)) if started.elapsed() < QUICK_FAILURE => {
+                tracing::info!(operation, reason, "dynamodb_connection_retry");
+                tokio::time::sleep(CONNECT_RETRY_PAUSE).await;
+                self.attempt(operation, &body)
+                    .await
+                    .map_err(Attempt::into_error)
+            }
+            other => other.map_err(Attempt::into_error),
+        }
+    }
+
+    /// One HTTP exchange with DynamoDB.
+    async fn attempt(&self, operation: &str, body: &[u8]) -> Result<Value, Attempt> {
+        let body = body.to_vec();
         let now = now_epoch_secs();
         let amz_date = sigv4::amz_date(now);
         let target = format!("DynamoDB_20120810.{operation}");
@@ -159,22 +204,29 @@ impl DynamoClient {
             request = request.header("x-amz-security-token", token.expose());
         }
         let response = request.send().await.map_err(|e| {
-            DynamoError::Unavailable(format!(
-                "{operation}: {}",
-                crate::http_types::describe_http(&e)
-            ))
+            let reason = format!("{operation}: {}", crate::http_types::describe_http(&e));
+            if e.is_connect() && !e.is_timeout() {
+                Attempt::NotConnected(reason)
+            } else {
+                Attempt::Failed(DynamoError::Unavailable(reason))
+            }
         })?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| {
-            DynamoError::Unavailable(format!(
+            Attempt::Failed(DynamoError::Unavailable(format!(
                 "{operation}: {}",
                 crate::http_types::describe_http(&e)
-            ))
+            )))
         })?;
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(value);
         }
+        Err(Attempt::Failed(Self::error_from(operation, status, &value)))
+    }
+
+    /// DynamoDB's error document → [`DynamoError`].
+    fn error_from(operation: &str, status: reqwest::StatusCode, value: &Value) -> DynamoError {
         let kind = value
             .get("__type")
             .and_then(Value::as_str)
@@ -188,9 +240,14 @@ impl DynamoClient {
             .to_string();
         if kind == "ConditionalCheckFailedException" {
             let old = value.get("Item").and_then(Value::as_object).cloned();
-            return Err(DynamoError::ConditionalCheckFailed(old));
+            return DynamoError::ConditionalCheckFailed(old);
         }
-        if status.is_server_error()
+        // A transaction that lost a race with another write is worth
+        // retrying like throttling; one whose condition failed is not.
+        let conflict = kind == "TransactionInProgressException"
+            || (kind == "TransactionCanceledException" && message.contains("TransactionConflict"));
+        if conflict
+            || status.is_server_error()
             || matches!(
                 kind.as_str(),
                 "ProvisionedThroughputExceededException"
@@ -200,11 +257,9 @@ impl DynamoClient {
                     | "ServiceUnavailable"
             )
         {
-            return Err(DynamoError::Unavailable(format!(
-                "{operation}: {status} {kind}"
-            )));
+            return DynamoError::Unavailable(format!("{operation}: {status} {kind}"));
         }
-        Err(DynamoError::Rejected { kind, message })
+        DynamoError::Rejected { kind, message }
     }
 
     pub async fn get_item(&self, table: &str, key: Value) -> Result<Option<Item>, DynamoError> {
