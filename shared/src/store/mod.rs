@@ -7,11 +7,13 @@
 //! | visitor profile cache | `WORKSPACE#…` | `PROFILE#U…` |
 //! | team info cache | `WORKSPACE#…` | `TEAM#T…` |
 //! | visitor registered in Easemob | `WORKSPACE#…` | `VISITOR#<visitor id>` |
-//! | conversation (thread to reply in) | `WORKSPACE#…` | `CONVERSATION#<visitor id>` |
+//! | conversation (thread to reply in, outbox counters) | `WORKSPACE#…` | `CONVERSATION#<visitor id>` |
 //! | Slack event claim | `SLACK_EVENT#<event_id>` | `CLAIM` |
 //! | Easemob message claim | `EASEMOB_MSG#<msg_id>` | `CLAIM` |
 //! | Easemob token | `EASEMOB_TOKEN#<org>#<app>` | `TOKEN` |
 //! | OAuth state | `OAUTH_STATE#<state>` | `STATE` |
+//! | message waiting for delivery | `OUTBOX` | `<dir>#<visitor id>#<seq>` |
+//! | message that can never be delivered | `DEADLETTER` | `<dir>#<visitor id>#<seq>` |
 //!
 //! Everything about a workspace shares its partition, so uninstalling is one
 //! query and a batch of deletes.
@@ -19,10 +21,15 @@
 mod claims;
 mod installation;
 mod oauth_state;
+mod outbox;
 mod workspace;
 
 pub use claims::{Claim, ClaimKey};
 pub use installation::{Installation, WorkspaceKey};
+pub use outbox::{
+    Conversation, DeadLetter, Direction, Lane, NewOutboxItem, OutboxItem, WaitingConversation,
+    DEAD_LETTER_TTL_SECS, MAX_PAYLOAD_BYTES,
+};
 pub use oauth_state::{ConsumedState, OAuthState, OAUTH_STATE_TTL_SECS};
 
 use crate::dynamo::{DynamoClient, DynamoError};

@@ -1,5 +1,6 @@
 //! Per-workspace records: caches of Slack profile data, visitors registered
-//! in Easemob, the thread a channel conversation is in, and the Easemob token.
+//! in Easemob, the conversation record (the thread a channel conversation is
+//! in; its outbox counters are store/outbox.rs's), and the Easemob token.
 
 use serde_json::{json, Value};
 
@@ -59,17 +60,33 @@ impl Store {
                 "TableName": self.table,
                 "KeyConditionExpression": "pk = :pk",
                 "ExpressionAttributeValues": { ":pk": str_attr(&pk) },
-                "ProjectionExpression": "pk, sk",
+                "ProjectionExpression": "pk, sk, to_kefu_pending, to_slack_pending",
             });
             if let Some(start) = start.take() {
                 query["ExclusiveStartKey"] = start;
             }
             let out = self.db.call("Query", &query).await?;
-            let items = out
+            // A conversation with messages still in the outbox keeps its
+            // record: its pending count and sequence counter order them, and
+            // the drain settles them (to Kefu: delivered; to Slack: dead
+            // letters, the workspace being gone).
+            let items: Vec<Value> = out
                 .get("Items")
                 .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|item| {
+                    let pending = |name: &str| {
+                        item.get(name)
+                            .and_then(|v| v.get("N"))
+                            .and_then(Value::as_str)
+                            .and_then(|n| n.parse::<i64>().ok())
+                            .unwrap_or(0)
+                    };
+                    pending("to_kefu_pending") <= 0 && pending("to_slack_pending") <= 0
+                })
                 .cloned()
-                .unwrap_or_default();
+                .collect();
             for chunk in items.chunks(25) {
                 let requests: Vec<Value> = chunk
                     .iter()
@@ -123,34 +140,31 @@ impl Store {
         workspace: &WorkspaceKey,
         visitor: &str,
     ) -> Result<Option<String>, DynamoError> {
-        let item = self
-            .db
-            .get_item(
-                &self.table,
-                Self::key(&workspace.pk(), &format!("CONVERSATION#{visitor}")),
-            )
-            .await?;
-        Ok(item.and_then(|i| i.s("thread_ts").map(str::to_string)))
+        Ok(self.get_conversation(workspace, visitor).await?.thread_ts)
     }
 
+    /// Sets (or, for a top-level message, removes) the thread on the
+    /// conversation record. An update, not a put: the record also carries
+    /// the outbox counters (store/outbox.rs), which must survive it.
     pub async fn put_conversation_thread(
         &self,
         workspace: &WorkspaceKey,
         visitor: &str,
         thread_ts: Option<&str>,
     ) -> Result<(), DynamoError> {
-        let mut item = json!({
-            "pk": str_attr(workspace.pk()),
-            "sk": str_attr(format!("CONVERSATION#{visitor}")),
-            "updated_at": num_attr(now_epoch_secs()),
+        let mut update = json!({
+            "TableName": self.table,
+            "Key": Self::key(&workspace.pk(), &format!("CONVERSATION#{visitor}")),
+            "ExpressionAttributeValues": { ":now": num_attr(now_epoch_secs()) },
         });
-        if let Some(ts) = thread_ts {
-            item["thread_ts"] = str_attr(ts);
+        match thread_ts {
+            Some(ts) => {
+                update["UpdateExpression"] = json!("SET thread_ts = :ts, updated_at = :now");
+                update["ExpressionAttributeValues"][":ts"] = str_attr(ts);
+            }
+            None => update["UpdateExpression"] = json!("SET updated_at = :now REMOVE thread_ts"),
         }
-        self.db
-            .call("PutItem", &json!({ "TableName": self.table, "Item": item }))
-            .await
-            .map(|_| ())
+        self.db.call("UpdateItem", &update).await.map(|_| ())
     }
 
     /// The shared Easemob token, so cold instances reuse it.
