@@ -54,8 +54,6 @@ pub(crate) struct Memo {
     pub teams: TtlCache<String, serde_json::Value>,
     /// Visitor ids known to be registered in Easemob.
     pub registered_visitors: TtlCache<String, ()>,
-    /// Last known thread of each channel conversation, to skip rewriting it.
-    pub conversation_threads: TtlCache<String, Option<String>>,
 }
 
 impl Bridge {

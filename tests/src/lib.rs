@@ -13,6 +13,7 @@ pub mod fake_server;
 pub mod fake_slack;
 pub mod local_server;
 pub mod oauth_kit;
+pub mod outbox_kit;
 pub mod runtime_emulator;
 pub mod signing;
 

@@ -6,7 +6,7 @@ use bridge_tests::callback_kit::*;
 use bridge_tests::fake_server::Fault;
 use bridge_tests::TestApp;
 use kefu_bridge::relay::easemob_callback;
-use kefu_bridge::store::{Claim, ClaimKey, WorkspaceKey};
+use kefu_bridge::store::{Claim, ClaimKey, Direction, WorkspaceKey};
 use serde_json::{json, Value};
 
 const TEAM: &str = "T0TEAM1";
@@ -318,28 +318,36 @@ async fn slack_429_is_waited_out_once_and_the_reply_posted() {
 }
 
 #[tokio::test]
-async fn slack_429_beyond_the_budget_answers_503_and_the_retry_posts_once() {
+async fn slack_429_beyond_the_budget_is_stored_answered_200_and_the_drain_posts_once() {
     let app = app().await;
     app.slack
         .fail_once("chat.postMessage", Fault::RateLimited(30));
     let callback = agent_reply(DM_VISITOR, "m-429-2", "later");
     let started = std::time::Instant::now();
     let first = app.easemob_callback(&callback).await;
-    assert_eq!(first.status, 503, "{first:?}");
+    assert_eq!(first.status, 200, "{first:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     assert!(app.slack.posts().is_empty());
+    // Durably accepted: the outbox holds it, due no sooner than Retry-After.
+    let waiting = app.waiting(Direction::ToSlack).await;
+    assert_eq!(waiting.len(), 1);
+    assert!(waiting[0].next_attempt_at >= kefu_bridge::clock::now_epoch_secs() + 29);
+    // A redelivery is already accepted; a drain before it is due posts nothing.
     assert_eq!(app.easemob_callback(&callback).await.status, 200);
-    assert_eq!(app.easemob_callback(&callback).await.status, 200);
+    assert_eq!(app.drain(Direction::ToSlack).await.delivered, 0);
+    app.make_due().await;
+    assert_eq!(app.drain(Direction::ToSlack).await.delivered, 1);
+    assert_eq!(app.drain(Direction::ToSlack).await.delivered, 0);
     assert_eq!(posted_texts(&app), vec!["*Alice Agent:* later"]);
 }
 
 #[tokio::test]
-async fn slack_500_answers_503_and_easemobs_retry_posts_once() {
+async fn slack_500_is_stored_answered_200_and_the_drain_posts_once() {
     let app = app().await;
     app.slack.fail_once("chat.postMessage", Fault::Status(500));
     let callback = agent_reply(DM_VISITOR, "m-500-1", "survives a 500");
     let first = app.easemob_callback(&callback).await;
-    assert_eq!(first.status, 503, "{first:?}");
+    assert_eq!(first.status, 200, "{first:?}");
     assert!(app.slack.posts().is_empty());
     assert_eq!(app.easemob_callback(&callback).await.status, 200);
     assert_eq!(
@@ -348,11 +356,14 @@ async fn slack_500_answers_503_and_easemobs_retry_posts_once() {
             .status,
         200
     );
+    app.make_due().await;
+    app.drain(Direction::ToSlack).await;
     assert_eq!(posted_texts(&app), vec!["*Alice Agent:* survives a 500"]);
+    assert!(app.waiting(Direction::ToSlack).await.is_empty());
 }
 
 #[tokio::test]
-async fn a_slow_slack_answers_503_and_the_retry_posts() {
+async fn a_slow_slack_is_stored_answered_200_and_the_drain_posts() {
     let app = app().await;
     // Longer than the client's 2 s request timeout.
     app.slack.fail_once(
@@ -362,24 +373,32 @@ async fn a_slow_slack_answers_503_and_the_retry_posts() {
     let callback = agent_reply(DM_VISITOR, "m-slow-1", "slowly");
     let started = std::time::Instant::now();
     let first = app.easemob_callback(&callback).await;
-    assert_eq!(first.status, 503, "{first:?}");
+    assert_eq!(first.status, 200, "{first:?}");
     assert!(started.elapsed() < std::time::Duration::from_millis(2_800));
     assert_eq!(app.easemob_callback(&callback).await.status, 200);
+    app.make_due().await;
+    app.drain(Direction::ToSlack).await;
     // The slow post may have landed after the client gave up: Slack has no
     // idempotency key, so two posts are possible here, never zero.
     assert!(!app.slack.posts().is_empty());
+    assert!(app.waiting(Direction::ToSlack).await.is_empty());
 }
 
 #[tokio::test]
-async fn a_failure_midway_resumes_after_the_posts_already_made() {
+async fn a_failure_midway_stores_the_remaining_posts_and_the_drain_posts_them() {
     let app = app().await;
     let text = "x".repeat(3_900) + " " + &"y".repeat(3_900) + " " + &"z".repeat(3_900);
     app.slack.fail_once("chat.postMessage", Fault::Pass);
     app.slack.fail_once("chat.postMessage", Fault::Status(503));
     let callback = agent_reply(DM_VISITOR, "m-mid-1", &text);
-    assert_eq!(app.easemob_callback(&callback).await.status, 503);
-    assert_eq!(app.slack.posts().len(), 1);
     assert_eq!(app.easemob_callback(&callback).await.status, 200);
+    assert_eq!(app.slack.posts().len(), 1);
+    let waiting = app.waiting(Direction::ToSlack).await;
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].parts.len(), 2, "only what was not posted");
+    assert_eq!(app.easemob_callback(&callback).await.status, 200);
+    app.make_due().await;
+    app.drain(Direction::ToSlack).await;
     let texts = posted_texts(&app);
     assert_eq!(texts.len(), 3, "three parts, none twice");
     assert_eq!(texts[0], format!("*Alice Agent:* {}", "x".repeat(3_900)));
@@ -415,6 +434,15 @@ async fn a_dead_token_marks_the_installation_for_reinstall_and_answers_200() {
     }
     assert_eq!(app.slack.calls("chat.postMessage").len(), 3);
     assert!(app.slack.posts().is_empty());
+    // Each reply is a dead letter saying why.
+    let letters = app.dead_letters().await;
+    assert_eq!(letters.len(), 3);
+    for (letter, code) in letters
+        .iter()
+        .zip(["invalid_auth", "token_revoked", "account_inactive"])
+    {
+        assert!(letter.reason.contains(code), "{letter:?}");
+    }
 }
 
 #[tokio::test]

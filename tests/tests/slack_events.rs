@@ -6,6 +6,7 @@ use bridge_tests::fake_server::Fault;
 use bridge_tests::signing::*;
 use bridge_tests::TestApp;
 use kefu_bridge::relay::slack_events;
+use kefu_bridge::store::Direction;
 use serde_json::{json, Value};
 
 const TEAM: &str = "T0TEAM1";
@@ -238,15 +239,16 @@ async fn the_same_event_ten_times_at_once_is_delivered_once() {
 }
 
 #[tokio::test]
-async fn kefu_failure_answers_5xx_and_slacks_retry_delivers_exactly_once() {
+async fn kefu_failure_is_stored_answered_200_and_the_drain_delivers_exactly_once() {
     let app = app().await;
     app.easemob.fail_once("messages", Fault::Status(500));
     let event = dm("Ev005", "survives a 500", "8.0001");
     let first = app.slack_event(&event).await;
-    assert!(first.status >= 500, "{first:?}");
+    assert_eq!(first.status, 200, "{first:?}");
     assert!(app.easemob.messages().is_empty());
+    assert_eq!(app.waiting(Direction::ToKefu).await.len(), 1);
 
-    // Slack's retry (X-Slack-Retry-Num: 1) delivers.
+    // Slack's retry (X-Slack-Retry-Num: 1) finds it accepted already.
     let mut retry = app.signed_slack_request(event.to_string().as_bytes());
     retry
         .headers
@@ -256,6 +258,10 @@ async fn kefu_failure_answers_5xx_and_slacks_retry_delivers_exactly_once() {
         .insert("x-slack-retry-reason", "http_error".parse().unwrap());
     assert_eq!(slack_events::handle(&app.bridge, &retry).await.status, 200);
     assert_eq!(app.slack_event(&event).await.status, 200);
+    assert!(app.easemob.messages().is_empty());
+    app.make_due().await;
+    assert_eq!(app.drain(Direction::ToKefu).await.delivered, 1);
+    assert_eq!(app.drain(Direction::ToKefu).await.delivered, 0);
     assert_eq!(app.easemob.texts(), vec!["survives a 500"]);
 }
 
@@ -460,10 +466,9 @@ async fn a_long_message_arrives_as_ordered_parts_within_5kb() {
 }
 
 #[tokio::test]
-async fn a_failure_midway_resumes_after_the_parts_already_sent() {
+async fn a_failure_midway_stores_the_remaining_parts_and_the_drain_sends_them() {
     let app = app().await;
     let text = "x".repeat(4_000) + " " + &"y".repeat(4_000) + " " + &"z".repeat(4_000);
-    // The first part goes through, the second fails.
     assert_eq!(
         app.slack_event(&dm("Ev014", "warm up", "15.0001"))
             .await
@@ -475,9 +480,14 @@ async fn a_failure_midway_resumes_after_the_parts_already_sent() {
     // The first part of this event goes through, the second fails.
     app.easemob.fail_once("messages", Fault::Pass);
     app.easemob.fail_once("messages", Fault::Status(503));
-    assert!(app.slack_event(&event).await.status >= 500);
-    assert_eq!(app.easemob.calls("messages").len() - calls_before, 2);
     assert_eq!(app.slack_event(&event).await.status, 200);
+    assert_eq!(app.easemob.calls("messages").len() - calls_before, 2);
+    let waiting = app.waiting(Direction::ToKefu).await;
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].parts.len(), 2, "only what was not sent");
+    assert_eq!(app.slack_event(&event).await.status, 200);
+    app.make_due().await;
+    app.drain(Direction::ToKefu).await;
     let texts = app.easemob.texts();
     assert_eq!(texts.len(), 4, "warm up + three parts, none twice");
     assert!(texts[1].starts_with('x') && texts[2].starts_with('y') && texts[3].starts_with('z'));

@@ -1,5 +1,7 @@
 //! `slack-events`: `POST /slack/events` (Slack Events API → Kefu).
-use kefu_bridge::{lambda, logging, relay::slack_events, Bridge};
+use kefu_bridge::relay::{outbox, slack_events};
+use kefu_bridge::store::Direction;
+use kefu_bridge::{lambda, logging, Bridge};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -13,12 +15,11 @@ async fn main() -> Result<(), Error> {
     let bridge = &bridge;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let http = |request| async move { slack_events::handle(bridge, &request).await };
-        Ok::<_, Error>(
-            lambda::dispatch(event.payload, http, |e| async move {
-                lambda::nothing_scheduled(&e)
-            })
-            .await,
-        )
+        // Scheduled Events drain the outbox (template.yaml: every minute).
+        let deadline = outbox::drain_deadline(event.context.deadline);
+        let drain =
+            |e| async move { outbox::scheduled(bridge, Direction::ToKefu, &e, deadline).await };
+        Ok::<_, Error>(lambda::dispatch(event.payload, http, drain).await)
     }))
     .await
 }

@@ -4,8 +4,11 @@
 //! bridge itself sent as visitors. Only HTTP 200 counts as delivered, and an
 //! endpoint failing ~90 times in 30 s is banned for a while (SPEC §3), so
 //! every genuine callback that is not for us gets 200 and a log line saying
-//! why; 5xx is kept for "try again, it may work then" (Slack or DynamoDB
-//! unavailable), 4xx for requests that are not Easemob's.
+//! why, and so does every reply the bridge has durably accepted: one Slack
+//! did not take goes to the outbox (relay/outbox.rs) and a drain posts it
+//! later, so a Slack outage cannot get the endpoint banned. 5xx is kept for
+//! DynamoDB being unreachable (nothing is accepted then; Easemob's retry
+//! may do better), 4xx for requests that are not Easemob's.
 //!
 //! Loop safety: only messages *from* the IM service number are posted. The
 //! visitor's own messages (sent by `slack_events`) come back with `from` =
@@ -17,11 +20,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::bridge::Bridge;
+use crate::clock::now_epoch_secs;
 use crate::easemob::callback::{verify_security, Callback, MessageBody};
 use crate::http_types::{HttpRequest, HttpResponse};
+use crate::relay::outbox::{self, Failure};
 use crate::relay::to_slack::{self, AgentIdentity, PostError, PostFailure, CUSTOMIZE_SCOPE};
-use crate::slack::web::SlackApiError;
-use crate::store::{Claim, ClaimKey, Installation, WorkspaceKey};
+use crate::slack::web::{PostMessage, SlackApiError};
+use crate::store::{Claim, ClaimKey, Direction, Installation, NewOutboxItem, WorkspaceKey};
 use crate::visitor::VisitorId;
 
 /// Everything one callback does fits in this, so Easemob gets its answer
@@ -190,20 +195,44 @@ async fn deliver(
         }
         Err(error) => return Report::retry_later("store_unavailable", error.to_string()),
     };
-    let thread = match to_slack::reply_thread(bridge, &installation.key, visitor).await {
-        Ok(thread) => thread,
+    // The one read of the conversation record: the thread to reply in, and
+    // whether replies wait in the outbox (then this one queues behind them).
+    let conversation = match bridge
+        .store
+        .get_conversation(&installation.key, &visitor.to_string())
+        .await
+    {
+        Ok(conversation) => conversation,
         Err(error) => {
             release(bridge, &claim_key, parts_done).await;
             return Report::retry_later("store_unavailable", error.to_string());
         }
     };
+    // Direct messages never thread; in a channel the reply goes to the
+    // thread the visitor last wrote in (slack_events remembers it).
+    let thread = conversation
+        .thread_ts
+        .as_deref()
+        .filter(|_| !visitor.channel().is_direct_message());
     let posts = to_slack::build_posts(
         text,
         &AgentIdentity::from_ext(&callback.payload.ext),
         installation.has_scope(CUSTOMIZE_SCOPE),
         visitor.channel().as_str(),
-        thread.as_deref(),
+        thread,
     );
+    let later = Later {
+        claim_key: &claim_key,
+        msg_id: callback.msg_id.trim(),
+        workspace: &installation.key,
+        visitor: &visitor.to_string(),
+        posts: &posts,
+    };
+    if conversation.to_slack.pending > 0 {
+        return later
+            .hand_over(bridge, parts_done, None, "queued_behind_waiting_replies")
+            .await;
+    }
     let sent = to_slack::send_posts(
         bridge,
         &installation.bot_token,
@@ -220,56 +249,124 @@ async fn deliver(
                 ..Report::done("posted_to_slack")
             }
         }
-        Err(failure) => failed(bridge, &claim_key, installation, failure).await,
+        Err(PostFailure {
+            posted,
+            error: PostError::OutOfTime,
+        }) => {
+            later
+                .hand_over(bridge, posted, None, "queued_out_of_time")
+                .await
+        }
+        Err(PostFailure {
+            posted,
+            error: PostError::Slack(error),
+        }) => {
+            if error.is_auth_failure() {
+                // The token is dead: nothing helps until a reinstall.
+                outbox::flag_reinstall(bridge, &installation.key).await;
+            }
+            let failure = outbox::slack_failure(&error);
+            let outcome = match (&failure, &error) {
+                (Failure::Permanent { .. }, e) if e.is_auth_failure() => {
+                    "slack_auth_failed_needs_reinstall"
+                }
+                (Failure::Permanent { .. }, SlackApiError::Api(code))
+                    if CHANNEL_GONE.contains(&code.as_str()) =>
+                {
+                    "slack_channel_unavailable"
+                }
+                (Failure::Permanent { .. }, _) => "slack_rejected",
+                (_, SlackApiError::RateLimited { .. }) => "slack_rate_limited_queued",
+                _ => "slack_unavailable_queued",
+            };
+            later
+                .hand_over(bridge, posted, Some(failure), outcome)
+                .await
+        }
     }
 }
 
-/// Maps a Slack failure to an answer: transient ones go back to Easemob's
-/// retry with the progress kept; ones a retry cannot fix are answered 200 so
-/// Easemob does not count them against the endpoint.
-async fn failed(
-    bridge: &Bridge,
-    claim_key: &ClaimKey,
-    installation: &Installation,
-    failure: PostFailure,
-) -> Report {
-    let PostFailure { posted, error } = failure;
-    let report = match error {
-        PostError::OutOfTime => {
-            release(bridge, claim_key, posted).await;
-            return Report::retry_later("time_budget_spent", format!("{posted} parts posted"));
-        }
-        PostError::Slack(error) => {
-            let detail = error.to_string();
-            if error.is_auth_failure() {
-                // The token is dead: retrying cannot help until a reinstall.
-                if let Err(store_error) = bridge.store.mark_needs_reinstall(&installation.key).await
-                {
-                    release(bridge, claim_key, posted).await;
-                    return Report::retry_later("store_unavailable", store_error.to_string());
+/// Slack errors that mean the bot cannot post in that channel (any more).
+const CHANNEL_GONE: &[&str] = &[
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "channel_is_archived",
+];
+
+/// A reply whose remaining posts go to the outbox (or the dead letters)
+/// instead of Slack now.
+struct Later<'a> {
+    claim_key: &'a ClaimKey,
+    msg_id: &'a str,
+    workspace: &'a WorkspaceKey,
+    visitor: &'a str,
+    posts: &'a [PostMessage],
+}
+
+impl Later<'_> {
+    /// Stores posts `from..` durably, then completes the claim: Easemob gets
+    /// 200 (a Slack outage never counts against the endpoint). If the table
+    /// fails, nothing is accepted: the claim is released with the progress
+    /// and Easemob's retry may do better (5xx).
+    async fn hand_over(
+        &self,
+        bridge: &Bridge,
+        from: usize,
+        failure: Option<Failure>,
+        outcome: &'static str,
+    ) -> Report {
+        let now = now_epoch_secs();
+        let mut new = NewOutboxItem {
+            direction: Direction::ToSlack,
+            workspace: self.workspace.clone(),
+            visitor: self.visitor.to_string(),
+            parts: self.posts[from.min(self.posts.len())..]
+                .iter()
+                .map(|post| serde_json::to_string(post).unwrap_or_default())
+                .collect(),
+            origin: self.msg_id.to_string(),
+            last_error: None,
+            attempts: 0,
+            next_attempt_at: now,
+        };
+        let stored = match &failure {
+            None => outbox::queue(bridge, new).await,
+            Some(Failure::Transient {
+                detail,
+                retry_after,
+            }) => {
+                new.attempts = 1;
+                new.next_attempt_at = outbox::retry_at(now, 1, *retry_after);
+                new.last_error = Some(detail.clone());
+                outbox::queue(bridge, new).await
+            }
+            Some(Failure::Permanent { reason }) => {
+                new.last_error = Some(reason.clone());
+                outbox::dead_letter(bridge, new, reason).await
+            }
+        };
+        let detail = failure.map(|f| match f {
+            Failure::Transient { detail, .. } => detail,
+            Failure::Permanent { reason } => reason,
+        });
+        match stored {
+            Ok(()) => {
+                complete(bridge, self.claim_key, self.posts.len()).await;
+                Report {
+                    parts: from,
+                    detail,
+                    ..Report::done(outcome)
                 }
-                bridge.forget_workspace(&installation.key);
-                Report::done("slack_auth_failed_needs_reinstall").with_detail(detail)
-            } else if matches!(&error, SlackApiError::Api(code)
-                if code == "channel_not_found" || code == "not_in_channel")
-            {
-                Report::done("slack_channel_unavailable").with_detail(detail)
-            } else if error.is_transient() || matches!(error, SlackApiError::Malformed(_)) {
-                release(bridge, claim_key, posted).await;
-                let outcome = match error {
-                    SlackApiError::RateLimited { .. } => "slack_rate_limited",
-                    _ => "slack_unavailable",
-                };
-                return Report::retry_later(outcome, detail);
-            } else {
-                Report::done("slack_rejected").with_detail(detail)
+            }
+            Err(error) => {
+                release(bridge, self.claim_key, from).await;
+                Report::retry_later(
+                    "store_unavailable",
+                    format!("{}; not stored: {error}", detail.unwrap_or_default()),
+                )
             }
         }
-    };
-    complete(bridge, claim_key, posted).await;
-    Report {
-        parts: posted,
-        ..report
     }
 }
 

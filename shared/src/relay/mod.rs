@@ -3,7 +3,8 @@
 
 pub mod easemob_callback;
 pub mod oauth;
+pub mod outbox;
 pub mod slack_events;
-pub mod to_slack;
 pub mod to_kefu;
+pub mod to_slack;
 pub mod visitor_profile;

@@ -8,13 +8,14 @@ use crate::dynamo::DynamoError;
 use crate::easemob::{EasemobError, TextMessage};
 use crate::http_types::{HttpRequest, HttpResponse};
 use crate::loop_guard::{own_message, BridgeIdentity};
+use crate::relay::outbox::{self, Failure};
 use crate::relay::{to_kefu, visitor_profile};
 use crate::slack::events::{
     is_content_subtype, is_supported_channel_type, Envelope, Event, EventCallback, MessageEvent,
 };
 use crate::slack::markup::{mentioned_users, to_plain_text};
 use crate::slack::{ChannelId, UserId};
-use crate::store::{Claim, ClaimKey, Installation, WorkspaceKey};
+use crate::store::{Claim, ClaimKey, Direction, Installation, NewOutboxItem, WorkspaceKey};
 use crate::visitor::VisitorId;
 
 /// Slack waits 3 s; everything the handler does fits inside this.
@@ -22,6 +23,9 @@ pub const BUDGET: Duration = Duration::from_millis(2_600);
 /// A claim's lease: longer than any invocation, short enough that a crashed
 /// one is retried by Slack's next attempt (≈1 min later).
 const CLAIM_LEASE_SECS: i64 = 30;
+/// A part after the first is sent only with this much of the budget left;
+/// otherwise it waits in the outbox for the next drain.
+const PART_ALLOWANCE: Duration = Duration::from_millis(1_000);
 
 /// Entry point for the `slack-events` function.
 pub async fn handle(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
@@ -266,7 +270,27 @@ async fn handle_message(
         return Report::done("empty_message");
     }
 
-    remember_thread(bridge, &installation.key, &visitor, message).await;
+    // The one read of the conversation record: the thread it is in, and
+    // whether messages wait in the outbox (then this one queues behind them).
+    let conversation = match bridge
+        .store
+        .get_conversation(&installation.key, &visitor.to_string())
+        .await
+    {
+        Ok(conversation) => conversation,
+        Err(error) => {
+            release(bridge, &claim_key, parts_done).await;
+            return Report::retry_later("store_unavailable", error.to_string());
+        }
+    };
+    remember_thread(
+        bridge,
+        &installation.key,
+        &visitor,
+        message,
+        conversation.thread_ts.as_deref(),
+    )
+    .await;
 
     let user_profile = visitor_profile::slack_user(bridge, &installation, user.as_str()).await;
     let team_profile = visitor_profile::slack_team(bridge, &installation, &callback.team_id).await;
@@ -277,10 +301,6 @@ async fn handle_message(
         &installation,
         channel_type,
     );
-
-    if let Err(error) = to_kefu::ensure_registered(bridge, &installation.key, &visitor).await {
-        return release(bridge, &claim_key, parts_done, error).await;
-    }
     let from = visitor.to_string();
     let outgoing = TextMessage {
         from: &from,
@@ -288,9 +308,31 @@ async fn handle_message(
         visitor: &visitor_info,
     };
     let bodies = outgoing.bodies(&text);
+    let later = Later {
+        claim_key: &claim_key,
+        event_id: &callback.event_id,
+        workspace: &installation.key,
+        visitor: &from,
+        bodies: &bodies,
+    };
+    if conversation.to_kefu.pending > 0 {
+        return later
+            .hand_over(bridge, parts_done, None, "queued_behind_waiting_messages")
+            .await;
+    }
+    if let Err(error) = to_kefu::ensure_registered(bridge, &installation.key, &visitor).await {
+        return later.failed(bridge, parts_done, &error).await;
+    }
     for (index, body) in bodies.iter().enumerate().skip(parts_done) {
+        // The first part is always tried; later ones only with time left
+        // for a slow answer, else they go to the outbox.
+        if index > parts_done && remaining(deadline) < PART_ALLOWANCE {
+            return later
+                .hand_over(bridge, index, None, "queued_out_of_time")
+                .await;
+        }
         if let Err(error) = to_kefu::send_body(bridge, body, deadline).await {
-            return release(bridge, &claim_key, index, error).await;
+            return later.failed(bridge, index, &error).await;
         }
     }
     // Delivered: answer 200 even if recording completion fails, so Slack does
@@ -308,22 +350,107 @@ async fn handle_message(
     }
 }
 
+/// A message whose remaining parts go to the outbox (or the dead letters)
+/// instead of Kefu now.
+struct Later<'a> {
+    claim_key: &'a ClaimKey,
+    event_id: &'a str,
+    workspace: &'a WorkspaceKey,
+    visitor: &'a str,
+    bodies: &'a [Vec<u8>],
+}
+
+impl Later<'_> {
+    /// Kefu did not take part `index`: retry later, or never.
+    async fn failed(&self, bridge: &Bridge, index: usize, error: &EasemobError) -> Report {
+        let failure = outbox::kefu_failure(error);
+        let outcome = match (&failure, error) {
+            (Failure::Permanent { .. }, _) => "kefu_rejected_dead_lettered",
+            (_, EasemobError::RateLimited { .. }) => "kefu_rate_limited_queued",
+            _ => "kefu_unavailable_queued",
+        };
+        self.hand_over(bridge, index, Some(failure), outcome).await
+    }
+
+    /// Stores parts `from..` durably, then completes the claim: Slack gets
+    /// 200 and stops retrying. If the table fails, nothing is accepted: the
+    /// claim is released with the progress and Slack retries (5xx).
+    async fn hand_over(
+        &self,
+        bridge: &Bridge,
+        from: usize,
+        failure: Option<Failure>,
+        outcome: &'static str,
+    ) -> Report {
+        let now = now_epoch_secs();
+        let mut new = NewOutboxItem {
+            direction: Direction::ToKefu,
+            workspace: self.workspace.clone(),
+            visitor: self.visitor.to_string(),
+            parts: self.bodies[from.min(self.bodies.len())..]
+                .iter()
+                .map(|body| String::from_utf8_lossy(body).into_owned())
+                .collect(),
+            origin: self.event_id.to_string(),
+            last_error: None,
+            attempts: 0,
+            next_attempt_at: now,
+        };
+        let stored = match &failure {
+            None => outbox::queue(bridge, new).await,
+            Some(Failure::Transient {
+                detail,
+                retry_after,
+            }) => {
+                new.attempts = 1;
+                new.next_attempt_at = outbox::retry_at(now, 1, *retry_after);
+                new.last_error = Some(detail.clone());
+                outbox::queue(bridge, new).await
+            }
+            Some(Failure::Permanent { reason }) => {
+                new.last_error = Some(reason.clone());
+                outbox::dead_letter(bridge, new, reason).await
+            }
+        };
+        let detail = failure.map(|f| match f {
+            Failure::Transient { detail, .. } => detail,
+            Failure::Permanent { reason } => reason,
+        });
+        match stored {
+            Ok(()) => {
+                if let Err(error) = bridge
+                    .store
+                    .complete_claim(self.claim_key, self.bodies.len() as u32)
+                    .await
+                {
+                    tracing::error!(event_id = self.event_id, %error, "claim_completion_not_recorded");
+                }
+                Report {
+                    parts: from,
+                    detail,
+                    ..Report::done(outcome)
+                }
+            }
+            Err(error) => {
+                release(bridge, self.claim_key, from).await;
+                Report::retry_later(
+                    "store_unavailable",
+                    format!("{}; not stored: {error}", detail.unwrap_or_default()),
+                )
+            }
+        }
+    }
+}
+
 /// Gives the event back to Slack's retry, remembering what already went.
-async fn release(
-    bridge: &Bridge,
-    key: &ClaimKey,
-    parts_done: usize,
-    error: EasemobError,
-) -> Report {
+async fn release(bridge: &Bridge, key: &ClaimKey, parts_done: usize) {
     if let Err(store_error) = bridge.store.release_claim(key, parts_done as u32).await {
         tracing::error!(%store_error, "claim_release_failed");
     }
-    let outcome = match error {
-        EasemobError::Rejected { .. } => "kefu_rejected",
-        EasemobError::RateLimited { .. } => "kefu_rate_limited",
-        _ => "kefu_unavailable",
-    };
-    Report::retry_later(outcome, error.to_string())
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
 }
 
 /// The text the agent reads: Slack markup made plain, then one line per file.
@@ -347,34 +474,29 @@ async fn message_text(
 
 /// In a channel, agent replies go to the thread the visitor last wrote in;
 /// a top-level message resets it (SPEC §2 `thread_ts`). Written only when it
-/// changes, so the warm path stays at claim + complete.
+/// differs from the conversation record just read, so the warm path stays
+/// at claim + conversation read + complete.
 async fn remember_thread(
     bridge: &Bridge,
     workspace: &WorkspaceKey,
     visitor: &VisitorId,
     message: &MessageEvent,
+    stored: Option<&str>,
 ) {
     if visitor.channel().is_direct_message() {
         return;
     }
-    let thread = message.thread_ts.clone();
-    let key = visitor.to_string();
-    if bridge
-        .memo
-        .conversation_threads
-        .get(&key, Duration::from_secs(3_600))
-        .as_ref()
-        == Some(&thread)
-    {
+    let thread = message.thread_ts.as_deref();
+    if thread == stored {
         return;
     }
-    match bridge
+    let key = visitor.to_string();
+    if let Err(error) = bridge
         .store
-        .put_conversation_thread(workspace, &key, thread.as_deref())
+        .put_conversation_thread(workspace, &key, thread)
         .await
     {
-        Ok(()) => bridge.memo.conversation_threads.put(key, thread),
-        Err(error) => tracing::warn!(visitor = %key, %error, "conversation_thread_not_stored"),
+        tracing::warn!(visitor = %key, %error, "conversation_thread_not_stored");
     }
 }
 

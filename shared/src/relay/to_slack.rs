@@ -4,13 +4,10 @@
 use std::time::{Duration, Instant};
 
 use crate::bridge::Bridge;
-use crate::dynamo::DynamoError;
 use crate::easemob::callback::{Ext, FileBody, MessageBody, Payload};
 use crate::secret::Secret;
 use crate::slack::markup::{escape, escaped_parts, split_by_cost, SLACK_MESSAGE_MAX_CHARS};
 use crate::slack::web::{retry_after_fits, PostMessage, SlackApiError};
-use crate::store::WorkspaceKey;
-use crate::visitor::VisitorId;
 
 /// The scope that lets a post carry `username` and `icon_url`.
 pub const CUSTOMIZE_SCOPE: &str = "chat:write.customize";
@@ -205,23 +202,6 @@ fn split_for_slack(text: &str, first_limit: usize, limit: usize) -> Vec<String> 
             .filter(|part| !part.is_empty()),
     );
     parts
-}
-
-/// The thread a reply belongs in: in a channel, the one the visitor last
-/// wrote in (`slack_events` remembers it; `None` when that was top level).
-/// Direct messages never thread.
-pub async fn reply_thread(
-    bridge: &Bridge,
-    workspace: &WorkspaceKey,
-    visitor: &VisitorId,
-) -> Result<Option<String>, DynamoError> {
-    if visitor.channel().is_direct_message() {
-        return Ok(None);
-    }
-    bridge
-        .store
-        .get_conversation_thread(workspace, &visitor.to_string())
-        .await
 }
 
 /// Why posting stopped.

@@ -151,8 +151,9 @@ fn optional_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secr
         .map(Secret::new))
 }
 
-/// `chat.postMessage` arguments the bridge uses.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// `chat.postMessage` arguments the bridge uses (also kept in the outbox
+/// as JSON, hence `Deserialize`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PostMessage {
     pub channel: String,
     pub text: String,

@@ -1,0 +1,76 @@
+//! Helpers for durable-delivery tests: run the scheduled drains the way
+//! EventBridge would, and read the outbox and the dead letters.
+
+use std::time::{Duration, Instant};
+
+use kefu_bridge::relay::outbox::{self, DrainSummary};
+use kefu_bridge::store::{DeadLetter, Direction, OutboxItem};
+use serde_json::json;
+
+use crate::TestApp;
+
+impl TestApp {
+    /// One scheduled drain of `direction`, with the production time budget.
+    pub async fn drain(&self, direction: Direction) -> DrainSummary {
+        outbox::drain(
+            &self.bridge,
+            direction,
+            Instant::now() + outbox::DRAIN_BUDGET,
+        )
+        .await
+    }
+
+    /// Drains both directions every `every` until both outboxes are empty
+    /// or `limit` has passed; returns how many rounds ran.
+    pub async fn drain_until_empty(&self, every: Duration, limit: Duration) -> usize {
+        let started = Instant::now();
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            self.drain(Direction::ToKefu).await;
+            self.drain(Direction::ToSlack).await;
+            let waiting = self.waiting(Direction::ToKefu).await.len()
+                + self.waiting(Direction::ToSlack).await.len();
+            if waiting == 0 || started.elapsed() >= limit {
+                return rounds;
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// What waits in the outbox in `direction`, in order.
+    pub async fn waiting(&self, direction: Direction) -> Vec<OutboxItem> {
+        self.bridge.store.outbox(direction).await.expect("outbox")
+    }
+
+    /// Makes every waiting message due now, as if its backoff had passed
+    /// (the backoff itself has its own tests; this keeps scenarios quick).
+    pub async fn make_due(&self) {
+        for direction in [Direction::ToKefu, Direction::ToSlack] {
+            for item in self.waiting(direction).await {
+                self.bridge
+                    .store
+                    .db()
+                    .call(
+                        "UpdateItem",
+                        &json!({
+                            "TableName": self.table,
+                            "Key": { "pk": { "S": "OUTBOX" }, "sk": { "S": item.sort_key() } },
+                            "UpdateExpression": "SET next_attempt_at = :zero",
+                            "ExpressionAttributeValues": { ":zero": { "N": "0" } },
+                        }),
+                    )
+                    .await
+                    .expect("make due");
+            }
+        }
+    }
+
+    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.bridge
+            .store
+            .dead_letters()
+            .await
+            .expect("dead letters")
+    }
+}
