@@ -32,7 +32,13 @@ pub const APP_ID: &str = "A0KEFUAPP";
 
 impl TestApp {
     pub async fn start() -> Self {
-        let endpoint = dynamodb_local::endpoint();
+        Self::start_on(&dynamodb_local::endpoint()).await
+    }
+
+    /// A `TestApp` over the DynamoDB at `endpoint` (e.g. a test's own
+    /// [`dynamodb_local::DedicatedDynamoDb`], to stop it mid-run).
+    pub async fn start_on(endpoint: &str) -> Self {
+        let endpoint = endpoint.to_string();
         let table = format!(
             "bridge-test-{}-{}-{}",
             std::process::id(),

@@ -102,7 +102,10 @@ type Handler = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
 pub struct FakeServer {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Recorded>>>,
-    task: tokio::task::JoinHandle<()>,
+    handler: Handler,
+    /// The accept loop and every connection it opened, so `stop` can close
+    /// them all (pooled keep-alive connections included).
+    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl FakeServer {
@@ -116,17 +119,53 @@ impl FakeServer {
     ) -> Self {
         let listener = TcpListener::bind(addr).await.expect("bind fake server");
         let addr = listener.local_addr().expect("local addr");
-        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
-        let handler: Handler = Arc::new(handler);
-        let recorded = requests.clone();
-        let task = tokio::spawn(async move {
+        let server = Self {
+            addr,
+            requests: Arc::default(),
+            handler: Arc::new(handler),
+            tasks: Arc::default(),
+        };
+        server.serve(listener);
+        server
+    }
+
+    /// Closes the port and every open connection: calls now fail with
+    /// "connection refused", like a service that is down.
+    pub fn stop(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same address, with the same handler and record.
+    pub async fn restart(&self) {
+        self.stop();
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(_) if tries < 50 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(error) => panic!("rebind {}: {error}", self.addr),
+            }
+        };
+        self.serve(listener);
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let handler = self.handler.clone();
+        let recorded = self.requests.clone();
+        let tasks = self.tasks.clone();
+        let accept = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let handler = handler.clone();
                 let recorded = recorded.clone();
-                tokio::spawn(async move {
+                let connection = tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<Incoming>| {
                         let handler = handler.clone();
                         let recorded = recorded.clone();
@@ -173,13 +212,12 @@ impl FakeServer {
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
+                let mut open = tasks.lock().unwrap();
+                open.retain(|task| !task.is_finished());
+                open.push(connection.abort_handle());
             }
         });
-        Self {
-            addr,
-            requests,
-            task,
-        }
+        self.tasks.lock().unwrap().push(accept.abort_handle());
     }
 
     pub fn url(&self) -> String {
@@ -204,7 +242,7 @@ impl FakeServer {
 
 impl Drop for FakeServer {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop();
     }
 }
 
