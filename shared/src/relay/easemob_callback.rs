@@ -35,6 +35,8 @@ pub const BUDGET: Duration = Duration::from_millis(2_500);
 /// A claim's lease: longer than any invocation, short enough that a crashed
 /// one does not block a later delivery for long.
 const CLAIM_LEASE_SECS: i64 = 30;
+/// Easemob's message ids are 18–19 digits.
+const MAX_MSG_ID_BYTES: usize = 256;
 
 /// Entry point for the `easemob-callback` function.
 pub async fn handle(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
@@ -142,6 +144,15 @@ async fn handle_callback(bridge: &Bridge, callback: &Callback, deadline: Instant
         return Report {
             response: HttpResponse::text(400, "message callback without msg_id"),
             ..Report::done("missing_msg_id")
+        };
+    }
+    // `msg_id` names the claim record: an absurd one is refused here rather
+    // than failing a table call (which would read as a 5xx).
+    let msg_id = callback.msg_id.trim();
+    if msg_id.len() > MAX_MSG_ID_BYTES || msg_id.chars().any(char::is_control) {
+        return Report {
+            response: HttpResponse::text(400, "msg_id is too long or not printable"),
+            ..Report::done("malformed_msg_id")
         };
     }
     // The loop rule: only the service number speaks for an agent. The

@@ -13,6 +13,7 @@ use crate::relay::{to_kefu, visitor_profile};
 use crate::slack::events::{
     is_content_subtype, is_supported_channel_type, Envelope, Event, EventCallback, MessageEvent,
 };
+use crate::slack::ids::is_slack_id;
 use crate::slack::markup::{mentioned_users, to_plain_text};
 use crate::slack::{ChannelId, UserId};
 use crate::store::{Claim, ClaimKey, Direction, Installation, NewOutboxItem, WorkspaceKey};
@@ -78,6 +79,10 @@ pub async fn handle(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
             ok()
         }
         Envelope::EventCallback(callback) => {
+            if let Err(reason) = check_ids(&callback) {
+                tracing::warn!(reason, outcome = "malformed_ids", "slack_event");
+                return reject(400, reason);
+            }
             let retry = request.header("x-slack-retry-num").map(str::to_string);
             let report = handle_callback(bridge, &callback, deadline).await;
             tracing::info!(
@@ -92,6 +97,32 @@ pub async fn handle(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
             );
             report.response
         }
+    }
+}
+
+/// Longest `event_id` taken; Slack's are about a dozen characters. Ids
+/// become DynamoDB keys (at most 2,048 bytes), so an absurd one is refused
+/// here rather than failing a table call (which would read as a 5xx).
+const MAX_EVENT_ID_BYTES: usize = 256;
+
+/// The envelope's ids, which name records: `event_id` printable and short,
+/// `team_id` and `enterprise_id` Slack ids.
+fn check_ids(callback: &EventCallback) -> Result<(), &'static str> {
+    let event_id = &callback.event_id;
+    if event_id.is_empty()
+        || event_id.len() > MAX_EVENT_ID_BYTES
+        || event_id.chars().any(char::is_control)
+    {
+        return Err("event_id is empty, too long or not printable");
+    }
+    if !is_slack_id(&callback.team_id) {
+        return Err("team_id is not a Slack id");
+    }
+    match callback.enterprise_id.as_deref() {
+        Some(enterprise) if !enterprise.is_empty() && !is_slack_id(enterprise) => {
+            Err("enterprise_id is not a Slack id")
+        }
+        _ => Ok(()),
     }
 }
 
@@ -460,7 +491,10 @@ async fn message_text(
     message: &MessageEvent,
 ) -> String {
     let raw = message.text.as_deref().unwrap_or("");
-    let mentioned = mentioned_users(raw);
+    // Only well-formed user ids are looked up (each is a users.info call
+    // and a cache key).
+    let mut mentioned = mentioned_users(raw);
+    mentioned.retain(|user| UserId::parse(user).is_some());
     let names = visitor_profile::mention_names(bridge, installation, &mentioned).await;
     let mut text = to_plain_text(raw, &names);
     for file in &message.files {
