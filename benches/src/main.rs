@@ -1,0 +1,251 @@
+//! `cargo run --release -p bridge-benches -- [--requests N] [--cold-runs N]
+//! [--warmup N] [--out PATH]` (or `scripts/bench`): measures the three
+//! function binaries and writes BENCHMARKS.md at the workspace root.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use bridge_benches::criterion_results;
+use bridge_benches::machine::{load_average, utc, Machine};
+use bridge_benches::measure::{noop_binary, Bench};
+use bridge_benches::noop::{self, NOOP_ENV};
+use bridge_benches::report::{FunctionResult, Report};
+use bridge_benches::scenarios::{Function, FUNCTIONS};
+use bridge_tests::runtime_emulator::function_binaries;
+
+const USAGE: &str =
+    "usage: bridge-benches [--requests N] [--cold-runs N] [--warmup N] [--out PATH]";
+
+#[derive(Debug)]
+struct Options {
+    requests: usize,
+    cold_runs: usize,
+    warmup: usize,
+    out: Option<PathBuf>,
+}
+
+impl Options {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut options = Options {
+            requests: 1_000,
+            cold_runs: 7,
+            warmup: 100,
+            out: None,
+        };
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+            let number = |v: String| v.parse::<usize>().map_err(|_| format!("{v}: not a number"));
+            match arg.as_str() {
+                "--requests" => options.requests = number(value()?)?.max(1),
+                "--cold-runs" => options.cold_runs = number(value()?)?.max(1),
+                "--warmup" => options.warmup = number(value()?)?,
+                "--out" => options.out = Some(PathBuf::from(value()?)),
+                "-h" | "--help" => return Err(USAGE.into()),
+                other => return Err(format!("unknown argument {other}\n{USAGE}")),
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn main() -> ExitCode {
+    if std::env::var_os(NOOP_ENV).is_some() {
+        return match noop::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("bridge-benches: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options) -> Result<(), String> {
+    let load_at_start = load_average();
+    let workspace = workspace_root();
+    let target = target_dir(&workspace);
+    eprintln!("building the release function binaries (cargo build --release)…");
+    let bins = tokio::task::spawn_blocking(|| function_binaries(true))
+        .await
+        .map_err(|e| format!("cargo build: {e}"))?;
+
+    eprintln!("starting DynamoDB Local, the counting proxy and the fakes…");
+    let bench = Bench::start().await?;
+    bench.prepare_table().await?;
+    // DynamoDB Local is a JVM: its first few thousand calls run slower
+    // while the JIT compiles. Nothing is timed until it has seen them.
+    eprintln!("warming DynamoDB Local up…");
+    for function in [Function::SlackEvents, Function::EasemobCallback] {
+        bench
+            .in_process_run(function, 4 * options.warmup.max(100), 0)
+            .await?;
+    }
+
+    let mut in_process = Vec::new();
+    for function in FUNCTIONS {
+        eprintln!(
+            "{}: {} requests in-process…",
+            function.name(),
+            options.requests
+        );
+        in_process.push(
+            bench
+                .in_process_run(function, options.warmup, options.requests)
+                .await?,
+        );
+    }
+
+    let mut functions = Vec::new();
+    for (function, in_process) in FUNCTIONS.into_iter().zip(in_process) {
+        let binary = bins.join(function.name());
+        eprintln!(
+            "{}: {} cold starts, then {} warm requests…",
+            function.name(),
+            options.cold_runs,
+            options.requests
+        );
+        let cold = bench
+            .cold_starts(
+                &binary,
+                function.name(),
+                &[],
+                || function.event(0),
+                options.cold_runs,
+            )
+            .await?;
+        let warm = bench
+            .warm_run(
+                &binary,
+                function.name(),
+                &[],
+                |i| function.event(i),
+                options.warmup,
+                options.requests,
+            )
+            .await?;
+        let x86 = std::fs::metadata(&binary).ok();
+        let arm64 = arm64_bootstrap(&target, function);
+        // A bootstrap older than the x86_64 binary predates the code measured.
+        let arm64_stale = match (&x86, &arm64) {
+            (Some(x86), Some((_, built))) => x86.modified().is_ok_and(|x| *built < x),
+            _ => false,
+        };
+        functions.push(FunctionResult {
+            function,
+            cold,
+            warm,
+            in_process,
+            binary_bytes: x86.map(|m| m.len()),
+            arm64_bytes: arm64.map(|(size, _)| size),
+            arm64_stale,
+        });
+    }
+
+    eprintln!("no-op function baseline…");
+    let (noop_exe, noop_env) = noop_binary()?;
+    let event = |i| Function::SlackEvents.event(i);
+    let noop_cold = bench
+        .cold_starts(&noop_exe, "noop", &noop_env, || event(0), options.cold_runs)
+        .await?;
+    let noop_warm = bench
+        .warm_run(
+            &noop_exe,
+            "noop",
+            &noop_env,
+            event,
+            options.warmup,
+            options.requests,
+        )
+        .await?;
+
+    let report = Report {
+        machine: Machine::read(&workspace, load_at_start),
+        cold_runs: options.cold_runs,
+        warmup: options.warmup,
+        requests: options.requests,
+        functions,
+        noop_cold,
+        noop_warm,
+        arm64_note: arm64_note(&target),
+        dynamodb_local: dynamodb_local_version(),
+        micro: criterion_results::read(&target),
+    };
+    let markdown = report.markdown();
+    let out = options
+        .out
+        .unwrap_or_else(|| workspace.join("BENCHMARKS.md"));
+    std::fs::write(&out, &markdown).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("{markdown}");
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    dir.canonicalize().unwrap_or(dir)
+}
+
+fn target_dir(workspace: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+}
+
+/// `cargo lambda build --release --arm64` output, if it is there and is an
+/// aarch64 ELF: its size and when it was built.
+fn arm64_bootstrap(target: &Path, function: Function) -> Option<(u64, SystemTime)> {
+    let path = target
+        .join("lambda")
+        .join(function.name())
+        .join("bootstrap");
+    let bytes = std::fs::read(&path).ok()?;
+    // ELF, e_machine (offset 18, little-endian) = EM_AARCH64 (183).
+    let is_aarch64 = bytes.starts_with(b"\x7fELF") && bytes.get(18..20) == Some(&[183, 0]);
+    if !is_aarch64 {
+        return None;
+    }
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+    Some((bytes.len() as u64, built))
+}
+
+fn arm64_note(target: &Path) -> String {
+    let built: Vec<SystemTime> = FUNCTIONS
+        .iter()
+        .filter_map(|f| arm64_bootstrap(target, *f).map(|(_, at)| at))
+        .collect();
+    match built.iter().min() {
+        Some(oldest) => format!(
+            "`target/lambda/*/bootstrap` from `scripts/bench --arm64` (cargo-lambda with zig \
+             as the cross linker), built {}.",
+            utc(*oldest)
+        ),
+        None => "not built for this run; `scripts/bench --arm64` cross-builds with cargo-lambda \
+                 (needs `rustup target add aarch64-unknown-linux-gnu` and `pip install \
+                 cargo-lambda ziglang`)."
+            .into(),
+    }
+}
+
+fn dynamodb_local_version() -> String {
+    bridge_tests::dynamodb_local::jar_dir()
+        .ok()
+        .and_then(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .map(|name| name.replace("dynamodb_local_", "DynamoDB Local "))
+        .unwrap_or_else(|| "DynamoDB Local".into())
+}
