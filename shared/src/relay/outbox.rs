@@ -258,7 +258,7 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
         direction: direction.tag(),
         ..DrainSummary::default()
     };
-    let waiting = match bridge.store.waiting_conversations(direction).await {
+    let mut waiting = match bridge.store.waiting_conversations(direction).await {
         Ok(waiting) => waiting,
         Err(error) => {
             tracing::error!(direction = direction.tag(), %error, "outbox_drain_store_unavailable");
@@ -266,6 +266,12 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
             return summary;
         }
     };
+    // Start at a random conversation: when a backlog takes several drains,
+    // no conversation always comes last.
+    if !waiting.is_empty() {
+        let start = usize::from(u16::from_le_bytes(random_bytes::<2>())) % waiting.len();
+        waiting.rotate_left(start);
+    }
     for conversation in waiting {
         if remaining(deadline) < SEND_ALLOWANCE {
             summary.stopped_early = true;
