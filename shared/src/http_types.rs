@@ -122,6 +122,58 @@ pub fn describe_http(error: &reqwest::Error) -> String {
     }
 }
 
+/// Why a bounded body read stopped.
+#[derive(Debug)]
+pub enum BoundedReadError {
+    /// More than the limit: said so by `Content-Length`, or found while reading.
+    TooLarge {
+        at_least: u64,
+    },
+    Http(reqwest::Error),
+}
+
+/// Appends `response`'s body to `into` chunk by chunk as it arrives, so the
+/// caller chooses the one buffer a file lives in (e.g. the middle of the
+/// multipart body it is about to upload). Refuses more than `limit` bytes:
+/// up front when `Content-Length` says so, else as soon as the count passes
+/// it. Returns the number of bytes appended.
+pub async fn read_body_bounded(
+    mut response: reqwest::Response,
+    limit: u64,
+    into: &mut Vec<u8>,
+) -> Result<u64, BoundedReadError> {
+    if let Some(length) = response.content_length().filter(|l| *l > limit) {
+        return Err(BoundedReadError::TooLarge { at_least: length });
+    }
+    if let Some(length) = response.content_length() {
+        into.reserve(length as usize);
+    }
+    let mut read: u64 = 0;
+    while let Some(chunk) = response.chunk().await.map_err(BoundedReadError::Http)? {
+        read += chunk.len() as u64;
+        if read > limit {
+            return Err(BoundedReadError::TooLarge { at_least: read });
+        }
+        into.extend_from_slice(&chunk);
+    }
+    Ok(read)
+}
+
+/// True when `url` has the scheme, host and port of `base`: credentials for
+/// a service only ever go to that service's own origin, whatever URL a
+/// payload names.
+pub fn same_origin(url: &str, base: &str) -> bool {
+    match (url::Url::parse(url), url::Url::parse(base)) {
+        (Ok(a), Ok(b)) => {
+            a.scheme() == b.scheme()
+                && a.host_str().map(str::to_ascii_lowercase)
+                    == b.host_str().map(str::to_ascii_lowercase)
+                && a.port_or_known_default() == b.port_or_known_default()
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +201,22 @@ mod tests {
         assert_eq!(request.cookie("a"), Some("1"));
         assert_eq!(request.cookie("slack_oauth_state"), Some("xyz"));
         assert_eq!(request.cookie("c"), None);
+    }
+
+    #[test]
+    fn same_origin_compares_scheme_host_and_port() {
+        let base = "https://a1.easemob.com";
+        assert!(same_origin(
+            "https://A1.easemob.com/org/app/chatfiles/1",
+            base
+        ));
+        assert!(same_origin("https://a1.easemob.com:443/x", base));
+        assert!(!same_origin("http://a1.easemob.com/x", base));
+        assert!(!same_origin("https://a1.easemob.com.evil.io/x", base));
+        assert!(!same_origin(
+            "https://evil.io/?https://a1.easemob.com",
+            base
+        ));
+        assert!(!same_origin("not a url", base));
     }
 }

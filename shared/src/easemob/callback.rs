@@ -261,12 +261,26 @@ impl Choice {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChoiceItem {
-    #[serde(default, deserialize_with = "text")]
+    /// The id as text (for Slack button values).
     pub id: String,
-    #[serde(default, deserialize_with = "text")]
     pub name: String,
+    /// The id exactly as Kefu sent it (string or number): the answer's
+    /// `menuid` echoes it unchanged.
+    pub raw_id: Value,
+}
+
+impl<'de> Deserialize<'de> for ChoiceItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let field = |name: &str| value.get(name).map(value_text).unwrap_or_default();
+        Ok(ChoiceItem {
+            id: field("id"),
+            name: field("name"),
+            raw_id: value.get("id").cloned().unwrap_or(Value::Null),
+        })
+    }
 }
 
 /// Strings, numbers and booleans as text; anything else as empty.
@@ -496,7 +510,8 @@ mod tests {
             choice.items[0],
             ChoiceItem {
                 id: "1".into(),
-                name: "Orders".into()
+                name: "Orders".into(),
+                raw_id: json!(1),
             }
         );
     }

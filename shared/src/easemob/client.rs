@@ -80,6 +80,11 @@ impl EasemobClient {
         &self.app_url
     }
 
+    /// For the chat-file calls in `chatfiles.rs`.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// `POST {base}/{org}/{app}/token` with client credentials.
     pub async fn request_token(&self) -> Result<IssuedToken, EasemobError> {
         #[derive(Deserialize)]
@@ -150,7 +155,7 @@ impl EasemobClient {
         Self::check(response).await.map(|_| ())
     }
 
-    async fn check(response: reqwest::Response) -> Result<Value, EasemobError> {
+    pub(crate) async fn check(response: reqwest::Response) -> Result<Value, EasemobError> {
         let status = response.status().as_u16();
         let retry_after = response
             .headers()

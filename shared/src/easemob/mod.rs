@@ -1,9 +1,11 @@
 //! Easemob IM REST and Kefu (SPEC §3).
 
 pub mod callback;
+pub mod chatfiles;
 pub mod client;
 pub mod message;
 pub mod token;
+pub mod visitor_message;
 
 pub use client::{EasemobClient, EasemobError};
 pub use message::{TextMessage, VisitorInfo};
