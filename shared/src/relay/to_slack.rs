@@ -170,6 +170,7 @@ pub fn build_posts(
             username: agent.name.clone().filter(|_| customize),
             icon_url: agent.avatar_url.clone().filter(|_| customize),
             unfurl_links: false,
+            blocks: None,
         })
         .collect()
 }
@@ -410,6 +411,7 @@ mod tests {
                 username: Some("Alice".into()),
                 icon_url: Some("https://kefu.example/a.png".into()),
                 unfurl_links: false,
+                blocks: None,
             }]
         );
     }

@@ -112,6 +112,20 @@ pub struct SlackFile {
     pub permalink: Option<String>,
     #[serde(default)]
     pub url_private: Option<String>,
+    /// Same bytes as `url_private`, served as an attachment.
+    #[serde(default)]
+    pub url_private_download: Option<String>,
+    /// Pixel size of an image's original.
+    #[serde(default)]
+    pub original_w: Option<u64>,
+    #[serde(default)]
+    pub original_h: Option<u64>,
+    /// `hosted`, `external`, `snippet`, `post`; `tombstone` (deleted) and
+    /// `hidden_by_limit` (free plan) files have no bytes to fetch.
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub is_external: bool,
 }
 
 impl SlackFile {

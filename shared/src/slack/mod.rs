@@ -1,7 +1,11 @@
-//! Slack: ids, request signatures, Events API payloads, markup, Web API.
+//! Slack: ids, request signatures, Events API and interactivity payloads,
+//! markup, Block Kit, Web API and files.
 
+pub mod blocks;
 pub mod events;
+pub mod files;
 pub mod ids;
+pub mod interactivity;
 pub mod markup;
 pub mod signature;
 pub mod web;

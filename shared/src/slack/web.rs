@@ -165,6 +165,31 @@ pub struct PostMessage {
     pub icon_url: Option<String>,
     /// Agent text is shown as written, not re-linked or re-formatted.
     pub unfurl_links: bool,
+    /// Block Kit for Kefu's questions (menus, ratings, transfer hints);
+    /// `text` is then the fallback notifications and screen readers show.
+    /// Kept in the outbox with the rest, so a question posted late still
+    /// has its buttons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<Value>,
+}
+
+/// `chat.update` of one of the bridge's messages (a menu once answered).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MessageUpdate {
+    pub channel: String,
+    pub ts: String,
+    pub text: String,
+    pub blocks: Value,
+}
+
+/// `chat.postEphemeral`: a note only `user` sees.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EphemeralMessage {
+    pub channel: String,
+    pub user: String,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_ts: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -240,6 +265,47 @@ impl SlackClient {
         self.send(request).await
     }
 
+    pub async fn chat_update(
+        &self,
+        token: &Secret,
+        update: &MessageUpdate,
+    ) -> Result<Value, SlackApiError> {
+        let request = self
+            .http
+            .post(self.url("chat.update"))
+            .bearer_auth(token.expose())
+            .json(update);
+        self.send(request).await
+    }
+
+    pub async fn post_ephemeral(
+        &self,
+        token: &Secret,
+        message: &EphemeralMessage,
+    ) -> Result<Value, SlackApiError> {
+        let request = self
+            .http
+            .post(self.url("chat.postEphemeral"))
+            .bearer_auth(token.expose())
+            .json(message);
+        self.send(request).await
+    }
+
+    /// `views.open` with a `trigger_id` (valid for 3 s after the click).
+    pub async fn views_open(
+        &self,
+        token: &Secret,
+        trigger_id: &str,
+        view: &Value,
+    ) -> Result<Value, SlackApiError> {
+        let request = self
+            .http
+            .post(self.url("views.open"))
+            .bearer_auth(token.expose())
+            .json(&serde_json::json!({ "trigger_id": trigger_id, "view": view }));
+        self.send(request).await
+    }
+
     /// `oauth.v2.access`, client credentials by HTTP Basic auth (SPEC §2).
     /// `form` is `code` + `redirect_uri`, or `grant_type=refresh_token` +
     /// `refresh_token`.
@@ -257,11 +323,15 @@ impl SlackClient {
         self.send(request).await
     }
 
-    fn url(&self, method: &str) -> String {
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn url(&self, method: &str) -> String {
         format!("{}/{method}", self.base_url)
     }
 
-    async fn send<T: DeserializeOwned>(
+    pub(crate) async fn send<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, SlackApiError> {
