@@ -20,6 +20,7 @@ pub async fn route(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
     let path = request.path.trim_end_matches('/');
     match path {
         "/slack/events" => relay::slack_events::handle(bridge, request).await,
+        "/slack/interactivity" => relay::interactivity::handle(bridge, request).await,
         "/slack/install" | "/slack/oauth/callback" => relay::oauth::handle(bridge, request).await,
         "/easemob/callback" => relay::easemob_callback::handle(bridge, request).await,
         _ => HttpResponse::text(404, "no such route"),

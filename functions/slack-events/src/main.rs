@@ -1,5 +1,6 @@
-//! `slack-events`: `POST /slack/events` (Slack Events API → Kefu).
-use kefu_bridge::relay::{outbox, slack_events};
+//! `slack-events`: `POST /slack/events` (Slack Events API → Kefu) and
+//! `POST /slack/interactivity` (button clicks and modals → Kefu).
+use kefu_bridge::relay::{interactivity, outbox, slack_events};
 use kefu_bridge::store::Direction;
 use kefu_bridge::{lambda, logging, Bridge};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -14,7 +15,13 @@ async fn main() -> Result<(), Error> {
     };
     let bridge = &bridge;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let http = |request| async move { slack_events::handle(bridge, &request).await };
+        let http = |request: kefu_bridge::http_types::HttpRequest| async move {
+            if interactivity::is_interactivity_path(&request.path) {
+                interactivity::handle(bridge, &request).await
+            } else {
+                slack_events::handle(bridge, &request).await
+            }
+        };
         // Scheduled Events drain the outbox (template.yaml: every minute).
         let deadline = outbox::drain_deadline(event.context.deadline);
         let drain =

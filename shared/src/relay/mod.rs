@@ -2,8 +2,10 @@
 //! [`HttpRequest`](crate::http_types::HttpRequest)s. Nothing here knows Lambda.
 
 pub mod easemob_callback;
+pub mod interactivity;
 pub mod oauth;
 pub mod outbox;
+pub mod prompts;
 pub mod slack_events;
 pub mod to_kefu;
 pub mod to_slack;

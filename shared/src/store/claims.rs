@@ -20,6 +20,10 @@ pub const CLAIM_TTL_SECS: i64 = 24 * 3_600;
 pub enum ClaimKey {
     SlackEvent(String),
     EasemobMessage(String),
+    /// An answer to one of the bridge's interactive messages (menu, rating,
+    /// transfer), keyed by workspace, channel and message `ts`: a message
+    /// is answered once, however often its buttons are clicked.
+    Interaction(String),
 }
 
 impl ClaimKey {
@@ -27,6 +31,7 @@ impl ClaimKey {
         match self {
             ClaimKey::SlackEvent(id) => format!("SLACK_EVENT#{id}"),
             ClaimKey::EasemobMessage(id) => format!("EASEMOB_MSG#{id}"),
+            ClaimKey::Interaction(id) => format!("INTERACTION#{id}"),
         }
     }
 }

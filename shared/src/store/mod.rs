@@ -8,8 +8,10 @@
 //! | team info cache | `WORKSPACE#…` | `TEAM#T…` |
 //! | visitor registered in Easemob | `WORKSPACE#…` | `VISITOR#<visitor id>` |
 //! | conversation (thread to reply in, outbox counters) | `WORKSPACE#…` | `CONVERSATION#<visitor id>` |
+//! | interactive message (menu, rating, transfer hint) posted | `WORKSPACE#…` | `PROMPT#<channel>#<ts>` |
 //! | Slack event claim | `SLACK_EVENT#<event_id>` | `CLAIM` |
 //! | Easemob message claim | `EASEMOB_MSG#<msg_id>` | `CLAIM` |
+//! | answer to an interactive message | `INTERACTION#<workspace>#<channel>#<ts>` | `CLAIM` |
 //! | Easemob token | `EASEMOB_TOKEN#<org>#<app>` | `TOKEN` |
 //! | OAuth state | `OAUTH_STATE#<state>` | `STATE` |
 //! | message waiting for delivery | `OUTBOX` | `<dir>#<visitor id>#<seq>` |
@@ -26,11 +28,11 @@ mod workspace;
 
 pub use claims::{Claim, ClaimKey};
 pub use installation::{Installation, WorkspaceKey};
+pub use oauth_state::{ConsumedState, OAuthState, OAUTH_STATE_TTL_SECS};
 pub use outbox::{
     Conversation, DeadLetter, Direction, Lane, NewOutboxItem, OutboxItem, WaitingConversation,
     DEAD_LETTER_TTL_SECS, MAX_PAYLOAD_BYTES,
 };
-pub use oauth_state::{ConsumedState, OAuthState, OAUTH_STATE_TTL_SECS};
 
 use crate::dynamo::{DynamoClient, DynamoError};
 
