@@ -1,10 +1,12 @@
 //! `POST /easemob/callback` bodies: the security check, the typed callback,
-//! the text shown in Slack, the agent identity and the posts built from it
-//! (each within Slack's 4,000 characters). Nothing may panic.
+//! the agent identity and the Slack steps planned from it (text posts,
+//! Kefu's questions as Block Kit, files' lines), each post within Slack's
+//! 4,000 characters and 50 blocks. Nothing may panic.
 #![no_main]
 
 use kefu_bridge::easemob::callback::{verify_security, Callback};
-use kefu_bridge::relay::to_slack::{build_posts, reply_text, AgentIdentity};
+use kefu_bridge::relay::reply_parts::{self, Destination};
+use kefu_bridge::relay::to_slack::AgentIdentity;
 use kefu_bridge::secret::Secret;
 use kefu_bridge::slack::markup::SLACK_MESSAGE_MAX_CHARS;
 use kefu_bridge::visitor::VisitorId;
@@ -20,16 +22,24 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = callback.is_message();
     let _ = VisitorId::decode(&callback.to);
-    let text = reply_text(&callback.payload);
     let agent = AgentIdentity::from_ext(&callback.payload.ext);
+    let has_content = reply_parts::has_content(&callback.payload);
     for customize in [false, true] {
-        let posts = build_posts(&text, &agent, customize, "C0FUZZ", Some("1.2"));
-        for post in &posts {
+        let to = Destination {
+            agent: &agent,
+            customize,
+            channel: "C0FUZZ",
+            thread_ts: Some("1.2"),
+        };
+        let parts = reply_parts::plan(&callback.payload, to);
+        for part in &parts {
+            let post = part.as_post();
             // The bold agent-name prefix counts: 80 characters at most.
             assert!(post.text.chars().count() <= SLACK_MESSAGE_MAX_CHARS + 90);
+            if let Some(blocks) = &post.blocks {
+                assert!(blocks.as_array().is_some_and(|b| b.len() <= 50));
+            }
         }
-        if text.trim().is_empty() {
-            assert!(posts.is_empty());
-        }
+        assert_eq!(parts.is_empty(), !has_content);
     }
 });

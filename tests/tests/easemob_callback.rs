@@ -570,9 +570,11 @@ async fn a_satisfaction_invitation_asks_for_a_rating() {
         ext,
     );
     assert_eq!(app.easemob_callback(&callback).await.status, 200);
+    // Rating buttons (tests/tests/rich_conversations.rs); this is the
+    // fallback text notifications show.
     assert_eq!(
         posted_texts(&app),
-        vec!["*Alice Agent:* ⭐ Please rate this service: reply with a number from 1 (poor) to 5 (excellent)."]
+        vec!["*Alice Agent:* How would you rate this conversation?\nRate from 1 (poor) to 5 (excellent)."]
     );
 }
 

@@ -494,13 +494,15 @@ async fn a_failure_midway_stores_the_remaining_parts_and_the_drain_sends_them() 
 }
 
 #[tokio::test]
-async fn files_arrive_as_named_links() {
+async fn files_slack_holds_no_bytes_for_are_named_after_the_text() {
+    // Files themselves travel as files (tests/tests/rich_conversations.rs);
+    // these have no URL to fetch, so the agent gets their names.
     let app = app().await;
     let mut event = user_message("D0ADA", "im", "U0ADA", "see attached", "16.0001");
     event["subtype"] = json!("file_share");
     event["files"] = json!([
-        { "id": "F1", "name": "screenshot.png", "mimetype": "image/png", "permalink": "https://acme.slack.com/files/U0ADA/F1/screenshot.png" },
-        { "id": "F2", "name": "invoice.pdf", "permalink": "https://acme.slack.com/files/U0ADA/F2/invoice.pdf" }
+        { "id": "F1", "name": "screenshot.png", "mimetype": "image/png", "size": 52_311, "permalink": "https://acme.slack.com/files/U0ADA/F1/screenshot.png" },
+        { "id": "F2", "name": "invoice.pdf", "mode": "tombstone" }
     ]);
     assert_eq!(
         app.slack_event(&event_callback(TEAM, "Ev016", event))
@@ -510,7 +512,11 @@ async fn files_arrive_as_named_links() {
     );
     assert_eq!(
         app.easemob.texts(),
-        vec!["see attached\n[file] screenshot.png: https://acme.slack.com/files/U0ADA/F1/screenshot.png\n[file] invoice.pdf: https://acme.slack.com/files/U0ADA/F2/invoice.pdf"]
+        vec![
+            "see attached",
+            "[file] screenshot.png (52 KB) — could not be forwarded",
+            "[file] invoice.pdf — could not be forwarded"
+        ]
     );
 }
 

@@ -24,7 +24,8 @@ use crate::clock::now_epoch_secs;
 use crate::easemob::callback::{verify_security, Callback, MessageBody};
 use crate::http_types::{HttpRequest, HttpResponse};
 use crate::relay::outbox::{self, Failure};
-use crate::relay::to_slack::{self, AgentIdentity, PostError, PostFailure, CUSTOMIZE_SCOPE};
+use crate::relay::reply_parts::{self, ReplyPart};
+use crate::relay::to_slack::{AgentIdentity, PostError, PostFailure, CUSTOMIZE_SCOPE};
 use crate::slack::web::{PostMessage, SlackApiError};
 use crate::store::{Claim, ClaimKey, Direction, Installation, NewOutboxItem, WorkspaceKey};
 use crate::visitor::VisitorId;
@@ -177,13 +178,12 @@ async fn handle_callback(bridge: &Bridge, callback: &Callback, deadline: Instant
                 .for_visitor(&visitor)
         }
     };
-    let text = to_slack::reply_text(&callback.payload);
-    if text.trim().is_empty() {
+    if !reply_parts::has_content(&callback.payload) {
         return Report::done("nothing_to_show")
             .with_detail(body_kinds(callback))
             .for_visitor(&visitor);
     }
-    deliver(bridge, callback, &visitor, &installation, &text, deadline)
+    deliver(bridge, callback, &visitor, &installation, deadline)
         .await
         .for_visitor(&visitor)
 }
@@ -194,7 +194,6 @@ async fn deliver(
     callback: &Callback,
     visitor: &VisitorId,
     installation: &Installation,
-    text: &str,
     deadline: Instant,
 ) -> Report {
     let claim_key = ClaimKey::EasemobMessage(callback.msg_id.trim().to_string());
@@ -225,13 +224,17 @@ async fn deliver(
         .thread_ts
         .as_deref()
         .filter(|_| !visitor.channel().is_direct_message());
-    let posts = to_slack::build_posts(
-        text,
-        &AgentIdentity::from_ext(&callback.payload.ext),
-        installation.has_scope(CUSTOMIZE_SCOPE),
-        visitor.channel().as_str(),
-        thread,
-    );
+    // Text posts, a question with buttons, files (issue "Rich
+    // conversations"); each step also has a plain post form for the outbox.
+    let agent = AgentIdentity::from_ext(&callback.payload.ext);
+    let to = reply_parts::Destination {
+        agent: &agent,
+        customize: installation.has_scope(CUSTOMIZE_SCOPE),
+        channel: visitor.channel().as_str(),
+        thread_ts: thread,
+    };
+    let parts = reply_parts::plan(&callback.payload, to);
+    let posts: Vec<PostMessage> = parts.iter().map(ReplyPart::as_post).collect();
     let later = Later {
         claim_key: &claim_key,
         msg_id: callback.msg_id.trim(),
@@ -244,10 +247,13 @@ async fn deliver(
             .hand_over(bridge, parts_done, None, "queued_behind_waiting_replies")
             .await;
     }
-    let sent = to_slack::send_posts(
+    let deadline = reply_parts::deadline_for(&parts, deadline - BUDGET, deadline);
+    let sent = reply_parts::send(
         bridge,
-        &installation.bot_token,
-        &posts,
+        installation,
+        visitor,
+        to,
+        &parts,
         parts_done,
         deadline,
     )

@@ -2,10 +2,12 @@
 //! [`HttpRequest`](crate::http_types::HttpRequest)s. Nothing here knows Lambda.
 
 pub mod easemob_callback;
+pub mod files;
 pub mod interactivity;
 pub mod oauth;
 pub mod outbox;
 pub mod prompts;
+pub mod reply_parts;
 pub mod slack_events;
 pub mod to_kefu;
 pub mod to_slack;

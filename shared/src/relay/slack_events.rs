@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 use crate::bridge::Bridge;
 use crate::clock::now_epoch_secs;
 use crate::dynamo::DynamoError;
+use crate::easemob::visitor_message::VisitorEnvelope;
 use crate::easemob::{EasemobError, TextMessage};
 use crate::http_types::{HttpRequest, HttpResponse};
 use crate::loop_guard::{own_message, BridgeIdentity};
 use crate::relay::outbox::{self, Failure};
-use crate::relay::{to_kefu, visitor_profile};
+use crate::relay::{files, to_kefu, visitor_profile};
 use crate::slack::events::{
     is_content_subtype, is_supported_channel_type, Envelope, Event, EventCallback, MessageEvent,
 };
@@ -296,7 +297,7 @@ async fn handle_message(
     };
 
     let text = message_text(bridge, &installation, message).await;
-    if text.trim().is_empty() {
+    if text.trim().is_empty() && message.files.is_empty() {
         let _ = bridge.store.complete_claim(&claim_key, 0).await;
         return Report::done("empty_message");
     }
@@ -338,7 +339,43 @@ async fn handle_message(
         service_number: &bridge.config.easemob_im_service_number,
         visitor: &visitor_info,
     };
-    let bodies = outgoing.bodies(&text);
+    // The text first, then one message per file, in order (issue "Rich
+    // conversations"). Files are uploaded now, even when the messages
+    // queue behind others: the outbox keeps message bodies, not files.
+    let mut bodies = if text.trim().is_empty() {
+        Vec::new()
+    } else {
+        outgoing.bodies(&text)
+    };
+    let mut deadline = deadline;
+    if !message.files.is_empty() {
+        let start = deadline - BUDGET;
+        let shared = files::SharedIn {
+            bot_token: &installation.bot_token,
+            channel: channel.as_str(),
+            user: user.as_str(),
+            thread_ts: message.thread_ts.as_deref(),
+        };
+        let envelope = VisitorEnvelope {
+            from: &from,
+            service_number: &bridge.config.easemob_im_service_number,
+            visitor: &visitor_info,
+        };
+        let file_bodies = files::visitor_file_bodies(
+            bridge,
+            shared,
+            &message.files,
+            parts_done.saturating_sub(bodies.len()),
+            start + files::FILE_BUDGET,
+            |file| envelope.file(file),
+            |line| outgoing.bodies(line).into_iter().next().unwrap_or_default(),
+        )
+        .await;
+        bodies.extend(file_bodies);
+        // Slack's 3 s are spent on a large file anyway (its retry finds
+        // the claim); what bounds the sends now is Lambda's timeout.
+        deadline = deadline.max(start + files::SEND_AFTER_FILES);
+    }
     let later = Later {
         claim_key: &claim_key,
         event_id: &callback.event_id,
@@ -484,7 +521,8 @@ fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
 
-/// The text the agent reads: Slack markup made plain, then one line per file.
+/// The text the agent reads: Slack markup made plain (files follow as
+/// their own messages).
 async fn message_text(
     bridge: &Bridge,
     installation: &Installation,
@@ -496,14 +534,7 @@ async fn message_text(
     let mut mentioned = mentioned_users(raw);
     mentioned.retain(|user| UserId::parse(user).is_some());
     let names = visitor_profile::mention_names(bridge, installation, &mentioned).await;
-    let mut text = to_plain_text(raw, &names);
-    for file in &message.files {
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        text.push_str(&file.describe());
-    }
-    text
+    to_plain_text(raw, &names)
 }
 
 /// In a channel, agent replies go to the thread the visitor last wrote in;

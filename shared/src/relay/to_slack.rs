@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::bridge::Bridge;
-use crate::easemob::callback::{Ext, FileBody, MessageBody, Payload};
+use crate::easemob::callback::Ext;
 use crate::secret::Secret;
 use crate::slack::markup::{escape, escaped_parts, split_by_cost, SLACK_MESSAGE_MAX_CHARS};
 use crate::slack::web::{retry_after_fits, PostMessage, SlackApiError};
@@ -55,84 +55,6 @@ pub fn avatar_url(raw: &str) -> Option<String> {
     }
     let lower = raw.to_ascii_lowercase();
     (lower.starts_with("https://") || lower.starts_with("http://")).then(|| raw.to_string())
-}
-
-/// What the Slack user reads for one Kefu message, as plain text (escaped
-/// when posts are built). Empty when there is nothing to show: control
-/// (`cmd`) messages and empty texts, such as Kefu's session events.
-///
-/// Kefu extras are shown as readable text until Slack-native controls
-/// exist: a robot menu (`ext.msgtype.choice` without `mode`) as its title
-/// (which Kefu's own web widget shows instead of the text) and one bullet per
-/// item; a satisfaction invitation (`ctrlType = inviteEnquiry`) as a line
-/// asking for a 1–5 rating; a transfer hint as its text or label.
-pub fn reply_text(payload: &Payload) -> String {
-    let ext = &payload.ext;
-    let menu = ext.msgtype.choice.as_ref().filter(|c| c.is_menu());
-    let menu_title = menu.map(|m| m.title.trim()).filter(|t| !t.is_empty());
-
-    let mut lines: Vec<String> = Vec::new();
-    let mut other_lines: Vec<String> = Vec::new();
-    for body in &payload.bodies {
-        match body {
-            MessageBody::Text { msg } => {
-                let msg = msg.trim();
-                if !msg.is_empty() && menu_title.is_none() {
-                    lines.push(msg.to_string());
-                }
-            }
-            MessageBody::Image(file) => other_lines.push(file_line("an image", file)),
-            MessageBody::File(file) => other_lines.push(file_line("a file", file)),
-            MessageBody::Audio(file) => other_lines.push(file_line("a voice message", file)),
-            MessageBody::Video(file) => other_lines.push(file_line("a video", file)),
-            MessageBody::Location { addr } => other_lines.push(match addr.trim() {
-                "" => "📍 Agent shared a location".to_string(),
-                addr => format!("📍 Agent shared a location: {addr}"),
-            }),
-            MessageBody::Command { .. } => {}
-            MessageBody::Other { kind } => other_lines.push(format!(
-                "Agent sent a message of a kind Slack can't show ({})",
-                if kind.is_empty() { "unknown" } else { kind }
-            )),
-        }
-    }
-    if let Some(menu) = menu {
-        lines.extend(menu_title.map(str::to_string));
-        lines.extend(
-            menu.items
-                .iter()
-                .map(|item| item.name.trim())
-                .filter(|name| !name.is_empty())
-                .map(|name| format!("• {name}")),
-        );
-    }
-    match ext.weichat.ctrl_type.as_str() {
-        "inviteEnquiry" => lines.push(
-            "⭐ Please rate this service: reply with a number from 1 (poor) to 5 (excellent)."
-                .to_string(),
-        ),
-        "TransferToKfHint" if lines.is_empty() => {
-            let label = ext.weichat.ctrl_args.get("label").and_then(|l| l.as_str());
-            lines.extend(
-                label
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_string),
-            );
-        }
-        _ => {}
-    }
-    lines.extend(other_lines);
-    lines.join("\n")
-}
-
-/// "📎 Agent sent an image: photo.jpg" — files themselves are relayed by a
-/// later issue; their Easemob URLs need a token or share-secret anyway.
-fn file_line(kind: &str, file: &FileBody) -> String {
-    match file.filename.trim() {
-        "" => format!("📎 Agent sent {kind}"),
-        name => format!("📎 Agent sent {kind}: {name}"),
-    }
 }
 
 /// The ordered `chat.postMessage` calls for one reply: escaped text split
@@ -273,7 +195,7 @@ fn remaining(deadline: Instant) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::easemob::callback::Callback;
+    use crate::easemob::callback::{Callback, Payload};
     use serde_json::json;
 
     fn payload(value: serde_json::Value) -> Payload {
@@ -322,64 +244,6 @@ mod tests {
             AgentIdentity::from_ext(&empty.ext),
             AgentIdentity::default()
         );
-    }
-
-    #[test]
-    fn texts_files_and_commands() {
-        let p = payload(json!({ "bodies": [
-            { "type": "txt", "msg": " hello " },
-            { "type": "img", "filename": "photo.jpg", "url": "u" },
-            { "type": "file", "filename": "" },
-            { "type": "audio", "filename": "voice.amr", "length": 3 },
-            { "type": "video", "filename": "clip.mp4" },
-            { "type": "cmd", "action": "KF-ACK" },
-            { "type": "loc", "addr": "1 Main St" },
-            { "type": "sticker" }
-        ] }));
-        assert_eq!(
-            reply_text(&p),
-            "hello\n📎 Agent sent an image: photo.jpg\n📎 Agent sent a file\n\
-             📎 Agent sent a voice message: voice.amr\n📎 Agent sent a video: clip.mp4\n\
-             📍 Agent shared a location: 1 Main St\n\
-             Agent sent a message of a kind Slack can't show (sticker)"
-        );
-        let cmd_only = payload(json!({ "bodies": [{ "type": "cmd", "action": "TransferToKf" }] }));
-        assert_eq!(reply_text(&cmd_only), "");
-    }
-
-    #[test]
-    fn a_robot_menu_is_its_title_and_one_bullet_per_item() {
-        let p = payload(json!({
-            "bodies": [{ "type": "txt", "msg": "ignored, as in Kefu's widget" }],
-            "ext": { "msgtype": { "choice": { "title": "How can we help?",
-                "items": [{ "id": "1", "name": "Orders" }, { "id": "2", "name": "Refunds" }] } } }
-        }));
-        assert_eq!(reply_text(&p), "How can we help?\n• Orders\n• Refunds");
-        // Not a menu when `mode` is set: the text is the message.
-        let guide = payload(json!({
-            "bodies": [{ "type": "txt", "msg": "Transferring you" }],
-            "ext": { "msgtype": { "choice": { "mode": "transferManualGuide", "title": "x", "items": [] } } }
-        }));
-        assert_eq!(reply_text(&guide), "Transferring you");
-    }
-
-    #[test]
-    fn an_enquiry_invitation_asks_for_a_rating() {
-        let p = payload(json!({
-            "bodies": [{ "type": "txt", "msg": "" }],
-            "ext": { "weichat": { "ctrlType": "inviteEnquiry", "ctrlArgs": { "inviteId": 1, "serviceSessionId": "s" } } }
-        }));
-        let text = reply_text(&p);
-        assert!(text.contains("1 (poor) to 5 (excellent)"), "{text}");
-    }
-
-    #[test]
-    fn a_transfer_hint_without_text_shows_its_label() {
-        let p = payload(json!({
-            "bodies": [{ "type": "txt", "msg": "" }],
-            "ext": { "weichat": { "ctrlType": "TransferToKfHint", "ctrlArgs": { "id": 1, "label": "Talk to a person" } } }
-        }));
-        assert_eq!(reply_text(&p), "Talk to a person");
     }
 
     #[test]

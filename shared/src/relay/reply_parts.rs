@@ -1,0 +1,365 @@
+//! One Kefu message as ordered Slack steps (issue "Rich conversations"):
+//! text posts, then a question with buttons (menu, rating, transfer hint),
+//! then the agent's files, uploaded into the conversation.
+//!
+//! Every step has a plain `chat.postMessage` form ([`ReplyPart::as_post`]):
+//! the question's post with its blocks, a file's "📎 Agent sent …" line.
+//! That is what the outbox keeps when Slack does not take a step now, so a
+//! reply handed over there keeps its place and order; only a file uploaded
+//! late becomes its line (the drain posts messages, it does not move files).
+
+use std::time::{Duration, Instant};
+
+use crate::bridge::Bridge;
+use crate::easemob::callback::{FileBody, MessageBody, Payload};
+use crate::relay::files::{self, AgentFileKind, FileError, SlackDestination};
+use crate::relay::prompts::{self, Prompt};
+use crate::relay::to_slack::{self, AgentIdentity, PostError, PostFailure};
+use crate::slack::web::PostMessage;
+use crate::store::Installation;
+use crate::visitor::VisitorId;
+
+/// A file transfer is only started (or retried) with this much time left.
+const FILE_ALLOWANCE: Duration = Duration::from_secs(2);
+/// A step after the first is only started with this much time left.
+const STEP_ALLOWANCE: Duration = Duration::from_millis(400);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyPart {
+    Post(PostMessage),
+    /// A question: its post carries the blocks.
+    Prompt {
+        prompt: Prompt,
+        post: PostMessage,
+    },
+    /// An agent's file; `line` is what the user reads if it is not shown.
+    File {
+        kind: AgentFileKind,
+        body: FileBody,
+        line: PostMessage,
+    },
+}
+
+impl ReplyPart {
+    /// The step as a plain post, for the outbox.
+    pub fn as_post(&self) -> PostMessage {
+        match self {
+            ReplyPart::Post(post) | ReplyPart::Prompt { post, .. } => post.clone(),
+            ReplyPart::File { line, .. } => line.clone(),
+        }
+    }
+
+    fn is_file(&self) -> bool {
+        matches!(self, ReplyPart::File { .. })
+    }
+}
+
+/// Where and as whom a reply is posted.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    pub agent: &'a AgentIdentity,
+    /// `chat:write.customize` granted: the agent is the posts' author.
+    pub customize: bool,
+    pub channel: &'a str,
+    pub thread_ts: Option<&'a str>,
+}
+
+/// The text lines the user reads besides questions and files: text bodies
+/// (left out for a menu, whose title stands for them, as in Kefu's widget;
+/// folded into an invitation or hint), locations, kinds Slack can't show.
+fn text_lines(payload: &Payload, prompt: Option<&Prompt>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for body in &payload.bodies {
+        match body {
+            MessageBody::Text { msg } if prompt.is_none() => {
+                let msg = msg.trim();
+                if !msg.is_empty() {
+                    lines.push(msg.to_string());
+                }
+            }
+            MessageBody::Location { addr } => lines.push(match addr.trim() {
+                "" => "📍 Agent shared a location".to_string(),
+                addr => format!("📍 Agent shared a location: {addr}"),
+            }),
+            MessageBody::Other { kind } => lines.push(format!(
+                "Agent sent a message of a kind Slack can't show ({})",
+                if kind.is_empty() { "unknown" } else { kind }
+            )),
+            _ => {}
+        }
+    }
+    lines
+}
+
+fn file_kind(body: &MessageBody) -> Option<(AgentFileKind, &FileBody)> {
+    match body {
+        MessageBody::Image(file) => Some((AgentFileKind::Image, file)),
+        MessageBody::File(file) => Some((AgentFileKind::File, file)),
+        MessageBody::Audio(file) => Some((AgentFileKind::Audio, file)),
+        MessageBody::Video(file) => Some((AgentFileKind::Video, file)),
+        _ => None,
+    }
+}
+
+/// True when a Kefu message has anything to show in Slack (control
+/// messages such as `KF-ACK` have not).
+pub fn has_content(payload: &Payload) -> bool {
+    let prompt = prompts::prompt_of(payload);
+    prompt.is_some()
+        || !text_lines(payload, None).is_empty()
+        || payload.bodies.iter().any(|body| file_kind(body).is_some())
+}
+
+/// The steps for one Kefu message, in order. Empty when there is nothing
+/// to show (control messages such as `KF-ACK`).
+pub fn plan(payload: &Payload, to: Destination<'_>) -> Vec<ReplyPart> {
+    let prompt = prompts::prompt_of(payload);
+    let text = text_lines(payload, prompt.as_ref()).join("\n");
+    let posts =
+        |text: &str| to_slack::build_posts(text, to.agent, to.customize, to.channel, to.thread_ts);
+    let mut parts: Vec<ReplyPart> = posts(&text).into_iter().map(ReplyPart::Post).collect();
+    if let Some(prompt) = prompt {
+        let post = prompts::build_post(&prompt, to.agent, to.customize, to.channel, to.thread_ts);
+        parts.push(ReplyPart::Prompt { prompt, post });
+    }
+    for (kind, body) in payload.bodies.iter().filter_map(file_kind) {
+        let line = files::kefu_file_line(kind, body, &FileError::Permanent(String::new()));
+        if let Some(line) = posts(&line).into_iter().next() {
+            parts.push(ReplyPart::File {
+                kind,
+                body: body.clone(),
+                line,
+            });
+        }
+    }
+    parts
+}
+
+/// When a reply with files may still start steps: file transfers get
+/// [`files::FILE_BUDGET`] from the start of the invocation.
+pub fn deadline_for(parts: &[ReplyPart], start: Instant, deadline: Instant) -> Instant {
+    if parts.iter().any(ReplyPart::is_file) {
+        deadline.max(start + files::FILE_BUDGET)
+    } else {
+        deadline
+    }
+}
+
+/// Sends `parts[already..]` in order. Stops at the first step Slack does
+/// not take (or when time is up), reporting how many are done, like
+/// [`to_slack::send_posts`], so the caller hands the rest to the outbox.
+/// A file that cannot be shown (too large, refused, or still failing after
+/// one retry) is replaced by its line.
+pub async fn send(
+    bridge: &Bridge,
+    installation: &Installation,
+    visitor: &VisitorId,
+    to: Destination<'_>,
+    parts: &[ReplyPart],
+    already: usize,
+    deadline: Instant,
+) -> Result<(), PostFailure> {
+    for (index, part) in parts.iter().enumerate().skip(already) {
+        let fail = |error| PostFailure {
+            posted: index,
+            error,
+        };
+        // The first step of an invocation is always tried.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if index > already && left < STEP_ALLOWANCE {
+            return Err(fail(PostError::OutOfTime));
+        }
+        match part {
+            ReplyPart::Post(post) => post_one(bridge, installation, post, deadline)
+                .await
+                .map_err(fail)?,
+            ReplyPart::Prompt { prompt, post } => {
+                let byline = to.agent.name.as_deref().filter(|_| !to.customize);
+                prompts::post(
+                    bridge,
+                    &installation.bot_token,
+                    &installation.key,
+                    visitor,
+                    prompt,
+                    post,
+                    byline,
+                )
+                .await
+                .map_err(|e| fail(PostError::Slack(e)))?;
+            }
+            ReplyPart::File { kind, body, line } => {
+                let Err(error) = transfer(bridge, installation, to, *kind, body, deadline).await
+                else {
+                    continue;
+                };
+                tracing::warn!(%error, kind = kind.noun(), "agent_file_not_uploaded");
+                let line = match &error {
+                    FileError::TooLarge { .. } => to_slack::build_posts(
+                        &files::kefu_file_line(*kind, body, &error),
+                        to.agent,
+                        to.customize,
+                        to.channel,
+                        to.thread_ts,
+                    )
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| line.clone()),
+                    _ => line.clone(),
+                };
+                post_one(bridge, installation, &line, deadline)
+                    .await
+                    .map_err(fail)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn post_one(
+    bridge: &Bridge,
+    installation: &Installation,
+    post: &PostMessage,
+    deadline: Instant,
+) -> Result<(), PostError> {
+    to_slack::send_posts(
+        bridge,
+        &installation.bot_token,
+        std::slice::from_ref(post),
+        0,
+        deadline,
+    )
+    .await
+    .map_err(|failure| failure.error)
+}
+
+/// Uploads one agent file; a transient failure is retried once while the
+/// file budget allows.
+async fn transfer(
+    bridge: &Bridge,
+    installation: &Installation,
+    to: Destination<'_>,
+    kind: AgentFileKind,
+    body: &FileBody,
+    deadline: Instant,
+) -> Result<(), FileError> {
+    let destination = SlackDestination {
+        bot_token: &installation.bot_token,
+        channel: to.channel,
+        thread_ts: to.thread_ts,
+        agent_name: to.agent.name.as_deref(),
+    };
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        if deadline.saturating_duration_since(Instant::now()) < FILE_ALLOWANCE {
+            return Err(FileError::Transient("out of time for the file".into()));
+        }
+        match files::kefu_file_to_slack(bridge, kind, body, destination, deadline).await {
+            Err(FileError::Transient(detail)) if tries < 2 => {
+                tracing::info!(detail, "agent_file_retrying");
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::easemob::callback::Callback;
+    use serde_json::json;
+
+    fn payload(value: serde_json::Value) -> Payload {
+        Callback::parse(json!({ "payload": value }))
+            .unwrap()
+            .payload
+    }
+
+    fn alice() -> AgentIdentity {
+        AgentIdentity {
+            name: Some("Alice".into()),
+            avatar_url: None,
+        }
+    }
+
+    fn plan_for(value: serde_json::Value) -> Vec<ReplyPart> {
+        let agent = alice();
+        plan(
+            &payload(value),
+            Destination {
+                agent: &agent,
+                customize: false,
+                channel: "D1",
+                thread_ts: None,
+            },
+        )
+    }
+
+    #[test]
+    fn texts_then_files_with_their_lines_for_the_outbox() {
+        let parts = plan_for(json!({ "bodies": [
+            { "type": "txt", "msg": " hello " },
+            { "type": "img", "filename": "photo.jpg", "url": "u" },
+            { "type": "cmd", "action": "KF-ACK" },
+            { "type": "loc", "addr": "1 Main St" },
+            { "type": "sticker" },
+            { "type": "audio", "filename": "" }
+        ] }));
+        let posts: Vec<String> = parts.iter().map(|p| p.as_post().text).collect();
+        assert_eq!(
+            posts,
+            [
+                "*Alice:* hello\n📍 Agent shared a location: 1 Main St\nAgent sent a message of a kind Slack can't show (sticker)",
+                "*Alice:* 📎 Agent sent an image: photo.jpg",
+                "*Alice:* 📎 Agent sent a voice message",
+            ]
+        );
+        assert!(matches!(
+            parts[1],
+            ReplyPart::File {
+                kind: AgentFileKind::Image,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_menu_is_one_question_whose_title_stands_for_the_text() {
+        let parts = plan_for(json!({
+            "bodies": [{ "type": "txt", "msg": "ignored, as in Kefu's widget" }],
+            "ext": { "msgtype": { "choice": { "title": "How can we help?",
+                "items": [{ "id": "1", "name": "Orders" }, { "id": "2", "name": "Refunds" }] } } }
+        }));
+        assert_eq!(parts.len(), 1);
+        let ReplyPart::Prompt { post, .. } = &parts[0] else {
+            panic!("not a question: {parts:?}")
+        };
+        assert_eq!(post.text, "*Alice:* How can we help?\n• Orders\n• Refunds");
+        assert!(post.blocks.is_some());
+    }
+
+    #[test]
+    fn an_invitation_and_a_hint_fold_their_text_in() {
+        let parts = plan_for(json!({
+            "bodies": [{ "type": "txt", "msg": "Please rate me" }],
+            "ext": { "weichat": { "ctrlType": "inviteEnquiry", "ctrlArgs": { "inviteId": 1, "serviceSessionId": "s" } } }
+        }));
+        assert_eq!(parts.len(), 1);
+        assert!(parts[0]
+            .as_post()
+            .text
+            .starts_with("*Alice:* Please rate me"));
+    }
+
+    #[test]
+    fn control_messages_have_nothing_to_show() {
+        let p = payload(
+            json!({ "bodies": [{ "type": "cmd", "action": "TransferToKf" }, { "type": "txt", "msg": " " }] }),
+        );
+        assert!(!has_content(&p));
+        assert!(plan_for(json!({ "bodies": [{ "type": "cmd", "action": "KF-ACK" }] })).is_empty());
+        assert!(has_content(&payload(
+            json!({ "bodies": [{ "type": "file", "url": "u" }] })
+        )));
+    }
+}
