@@ -75,3 +75,39 @@ pub fn resign(
     }
     "unsigned route"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kefu_bridge::secret::Secret;
+    use kefu_bridge::slack::signature::SlackVerifier;
+
+    /// Interactivity requests are Slack requests too: a form body, which
+    /// API Gateway hands over base64-encoded, is signed over its decoded
+    /// bytes and left as it was.
+    #[test]
+    fn base64_form_bodies_are_signed_over_their_decoded_bytes() {
+        let form = b"payload=%7B%22type%22%3A%22block_actions%22%7D";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(form);
+        let mut event = serde_json::json!({
+            "rawPath": "/slack/interactivity", "isBase64Encoded": true, "body": encoded,
+            "headers": { "content-type": "application/x-www-form-urlencoded",
+                         "x-slack-request-timestamp": "1", "x-slack-signature": "v0=00" },
+        });
+        assert_eq!(
+            resign(&mut event, "s3cret", "unused", 1_800_000_000),
+            "slack signed"
+        );
+        assert_eq!(event["body"], encoded);
+        let verifier = SlackVerifier::new(Secret::new("s3cret"));
+        assert_eq!(
+            verifier.verify(
+                event["headers"]["x-slack-request-timestamp"].as_str(),
+                event["headers"]["x-slack-signature"].as_str(),
+                form,
+                1_800_000_000
+            ),
+            Ok(())
+        );
+    }
+}

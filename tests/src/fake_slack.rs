@@ -2,6 +2,13 @@
 //! issued (Basic client credentials for `oauth.v2.access`), takes parameters
 //! as query, form or JSON like Slack does, answers `ok`/`error` with HTTP
 //! 200, 429 with `Retry-After` when told to, and records every request.
+//!
+//! Files: it serves the files it was given at `url_private(_download)` to a
+//! bot token of their workspace (anyone else gets Slack's HTML sign-in
+//! page, as Slack answers), and takes uploads through the external flow
+//! (`files.getUploadURLExternal` → POST to `upload_url` →
+//! `files.completeUploadExternal`). It also answers `chat.update`,
+//! `chat.postEphemeral` and `views.open`, recording each.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -37,6 +44,49 @@ pub struct SlackState {
     /// Messages actually posted (answered `ok: true`), as sent plus `ts`.
     pub posted: Vec<Value>,
     next_ts: u64,
+    /// Files visitors shared, by id.
+    pub hosted_files: HashMap<String, HostedFile>,
+    /// Uploads begun with `files.getUploadURLExternal`, by file id.
+    pub pending_uploads: HashMap<String, PendingUpload>,
+    /// Files shared by `files.completeUploadExternal`, in order.
+    pub shared_files: Vec<SharedFile>,
+    /// `chat.update` bodies that succeeded, in order.
+    pub updates: Vec<Value>,
+    /// `chat.postEphemeral` bodies, in order.
+    pub ephemerals: Vec<Value>,
+    /// `views.open` bodies, in order.
+    pub views: Vec<Value>,
+    next_file: u64,
+    /// The fake's own `http://127.0.0.1:port`, for the URLs it hands out.
+    pub base_url: String,
+}
+
+/// A file a visitor shared, served at its private URLs.
+#[derive(Debug, Clone)]
+pub struct HostedFile {
+    pub team_id: String,
+    pub name: String,
+    pub mimetype: String,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PendingUpload {
+    pub filename: String,
+    pub length: u64,
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// A file the bot shared into a conversation.
+#[derive(Debug, Clone)]
+pub struct SharedFile {
+    pub file_id: String,
+    pub title: String,
+    pub filename: String,
+    pub channel_id: String,
+    pub thread_ts: Option<String>,
+    pub initial_comment: Option<String>,
+    pub bytes: Vec<u8>,
 }
 
 #[derive(Clone)]
@@ -59,6 +109,7 @@ impl FakeSlack {
             answer(&mut state, request)
         })
         .await;
+        state.lock().unwrap().base_url = server.url();
         Self {
             server: Arc::new(server),
             state,
@@ -109,6 +160,137 @@ impl FakeSlack {
     pub fn posts(&self) -> Vec<Value> {
         self.state.lock().unwrap().posted.clone()
     }
+
+    /// Hosts a file a visitor of `team` shares; returns the file object as
+    /// it appears in a `file_share` message event.
+    pub fn add_file(
+        &self,
+        team: &str,
+        name: &str,
+        mimetype: &str,
+        bytes: Vec<u8>,
+        pixels: Option<(u64, u64)>,
+    ) -> Value {
+        let base = self.server.url();
+        let mut state = self.state.lock().unwrap();
+        state.next_file += 1;
+        let id = format!("F0SHARED{:04}", state.next_file);
+        let mut file = json!({
+            "id": id, "created": 1_700_000_000, "timestamp": 1_700_000_000,
+            "name": name, "title": name, "mimetype": mimetype,
+            "filetype": name.rsplit('.').next().unwrap_or("binary"),
+            "pretty_type": mimetype, "user": "U0VISITOR", "mode": "hosted",
+            "editable": false, "is_external": false, "external_type": "",
+            "size": bytes.len(),
+            "url_private": format!("{base}/files-pri/{team}-{id}/{name}"),
+            "url_private_download": format!("{base}/files-pri/{team}-{id}/download/{name}"),
+            "permalink": format!("https://{}.slack.com/files/U0VISITOR/{id}/{name}", team.to_lowercase()),
+            "is_public": false, "public_url_shared": false,
+        });
+        if let Some((w, h)) = pixels {
+            file["original_w"] = json!(w);
+            file["original_h"] = json!(h);
+        }
+        state.hosted_files.insert(
+            id,
+            HostedFile {
+                team_id: team.to_string(),
+                name: name.to_string(),
+                mimetype: mimetype.to_string(),
+                bytes,
+            },
+        );
+        file
+    }
+
+    /// Files the bot shared with `files.completeUploadExternal`.
+    pub fn shared_files(&self) -> Vec<SharedFile> {
+        self.state.lock().unwrap().shared_files.clone()
+    }
+
+    pub fn updates(&self) -> Vec<Value> {
+        self.state.lock().unwrap().updates.clone()
+    }
+
+    pub fn ephemerals(&self) -> Vec<Value> {
+        self.state.lock().unwrap().ephemerals.clone()
+    }
+
+    pub fn views(&self) -> Vec<Value> {
+        self.state.lock().unwrap().views.clone()
+    }
+}
+
+/// Slack's answer to a file URL without a valid token: its sign-in page.
+fn sign_in_page() -> Reply {
+    Reply::bytes(
+        200,
+        "text/html; charset=utf-8",
+        b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in to Slack</body></html>".to_vec(),
+    )
+}
+
+/// `GET /files-pri/{team}-{file id}/…` with the bot token of that team.
+fn serve_file(state: &SlackState, request: &Recorded) -> Reply {
+    let Some(key) = request
+        .path
+        .strip_prefix("/files-pri/")
+        .and_then(|rest| rest.split('/').next())
+    else {
+        return Reply::json(404, json!({ "ok": false }));
+    };
+    let Some((team, id)) = key.split_once('-') else {
+        return Reply::json(404, json!({ "ok": false }));
+    };
+    let bot = request.bearer().and_then(|t| state.tokens.get(t));
+    let Some(file) = state.hosted_files.get(id) else {
+        return Reply::bytes(404, "text/plain", b"file not found".to_vec());
+    };
+    match bot {
+        Some(bot) if bot.team_id == team && file.team_id == team => {
+            Reply::bytes(200, &file.mimetype, file.bytes.clone())
+        }
+        _ => sign_in_page(),
+    }
+}
+
+/// `POST /upload/v1/{file id}`: the bytes of a pending upload (raw, or a
+/// multipart body's first file part, as Slack accepts both).
+fn receive_upload(state: &mut SlackState, request: &Recorded) -> Reply {
+    let id = request.path.trim_start_matches("/upload/v1/").to_string();
+    let Some(pending) = state.pending_uploads.get_mut(&id) else {
+        return Reply::bytes(404, "text/plain", b"upload url not found".to_vec());
+    };
+    let content_type = request.header("content-type").unwrap_or("");
+    let bytes = crate::fake_easemob::parse_multipart(content_type, &request.body)
+        .and_then(|parts| parts.into_iter().next())
+        .map(|part| part.data)
+        .unwrap_or_else(|| request.body.clone());
+    let length = bytes.len();
+    pending.bytes = Some(bytes);
+    Reply::bytes(200, "text/plain", format!("OK - {length}").into_bytes())
+}
+
+/// The `files` argument of `files.completeUploadExternal`: a JSON array in
+/// a JSON body, or a JSON string in a form.
+fn upload_refs(request: &Recorded) -> Option<Vec<(String, String)>> {
+    let files = match request.json().get("files") {
+        Some(Value::Array(files)) => Value::Array(files.clone()),
+        _ => serde_json::from_str(&request.param("files")?).ok()?,
+    };
+    files
+        .as_array()?
+        .iter()
+        .map(|f| {
+            Some((
+                f.get("id")?.as_str()?.to_string(),
+                f.get("title")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            ))
+        })
+        .collect()
 }
 
 fn ok(mut value: Value) -> Reply {
@@ -121,6 +303,12 @@ fn error(code: &str) -> Reply {
 }
 
 fn answer(state: &mut SlackState, request: &Recorded) -> Reply {
+    if request.path.starts_with("/files-pri/") {
+        return serve_file(state, request);
+    }
+    if request.path.starts_with("/upload/v1/") && request.method == "POST" {
+        return receive_upload(state, request);
+    }
     let Some(method) = request.path.strip_prefix("/api/") else {
         return Reply::json(404, json!({ "ok": false, "error": "unknown_method" }));
     };
@@ -205,6 +393,113 @@ fn route(state: &mut SlackState, method: &str, request: &Recorded) -> Reply {
             ok(
                 json!({ "channel": channel, "ts": ts, "message": { "text": body["text"], "bot_id": bot.bot_id, "ts": ts } }),
             )
+        }
+        "chat.update" => {
+            let body = request.json();
+            let (Some(channel), Some(ts)) = (body["channel"].as_str(), body["ts"].as_str()) else {
+                return error("invalid_arguments");
+            };
+            let Some(message) = state
+                .posted
+                .iter_mut()
+                .find(|p| p["channel"] == channel && p["ts"] == ts)
+            else {
+                return error("message_not_found");
+            };
+            if message["bot_id"] != bot.bot_id.as_str() {
+                return error("cant_update_message");
+            }
+            for field in ["text", "blocks"] {
+                if let Some(value) = body.get(field) {
+                    message[field] = value.clone();
+                }
+            }
+            state.updates.push(body.clone());
+            ok(json!({ "channel": channel, "ts": ts, "text": body["text"] }))
+        }
+        "chat.postEphemeral" => {
+            let body = request.json();
+            if body["channel"].as_str().is_none() || body["user"].as_str().is_none() {
+                return error("invalid_arguments");
+            }
+            if body["text"].as_str().unwrap_or("").is_empty() && body.get("blocks").is_none() {
+                return error("no_text");
+            }
+            state.ephemerals.push(body);
+            state.next_ts += 1;
+            ok(json!({ "message_ts": format!("{}.000200", state.next_ts) }))
+        }
+        "views.open" => {
+            let body = request.json();
+            if body["trigger_id"].as_str().unwrap_or("").is_empty() {
+                return error("invalid_arguments");
+            }
+            if body["view"]["type"] != "modal" {
+                return error("invalid_arguments");
+            }
+            state.views.push(body.clone());
+            ok(json!({ "view": { "id": format!("V0VIEW{}", state.views.len()), "type": "modal" } }))
+        }
+        "files.getUploadURLExternal" => {
+            // The method takes a form or query, never JSON.
+            if request
+                .header("content-type")
+                .is_some_and(|c| c.starts_with("application/json"))
+            {
+                return error("invalid_arguments");
+            }
+            let filename = request.param("filename").unwrap_or_default();
+            let length = request.param("length").and_then(|l| l.parse::<u64>().ok());
+            let (false, Some(length)) = (filename.is_empty(), length.filter(|l| *l > 0)) else {
+                return error("invalid_arguments");
+            };
+            state.next_file += 1;
+            let id = format!("F0UPLOAD{:04}", state.next_file);
+            state.pending_uploads.insert(
+                id.clone(),
+                PendingUpload {
+                    filename,
+                    length,
+                    bytes: None,
+                },
+            );
+            ok(json!({ "upload_url": format!("{}/upload/v1/{id}", state.base_url), "file_id": id }))
+        }
+        "files.completeUploadExternal" => {
+            let Some(refs) = upload_refs(request).filter(|r| !r.is_empty()) else {
+                return error("invalid_arguments");
+            };
+            let channel = request.param("channel_id");
+            if let Some(channel) = &channel {
+                if state.missing_channels.contains(channel) {
+                    return error("channel_not_found");
+                }
+            }
+            let mut files = Vec::new();
+            for (id, title) in &refs {
+                let Some(pending) = state.pending_uploads.get(id) else {
+                    return error("file_not_found");
+                };
+                match &pending.bytes {
+                    Some(bytes) if bytes.len() as u64 == pending.length => {}
+                    Some(_) => return error("file_upload_size_mismatch"),
+                    None => return error("file_not_uploaded"),
+                }
+                files.push(json!({ "id": id, "title": title }));
+            }
+            for (id, title) in refs {
+                let pending = state.pending_uploads.remove(&id).unwrap_or_default();
+                state.shared_files.push(SharedFile {
+                    file_id: id,
+                    title,
+                    filename: pending.filename,
+                    channel_id: channel.clone().unwrap_or_default(),
+                    thread_ts: request.param("thread_ts"),
+                    initial_comment: request.param("initial_comment"),
+                    bytes: pending.bytes.unwrap_or_default(),
+                });
+            }
+            ok(json!({ "files": files }))
         }
         _ => error("unknown_method"),
     }

@@ -14,6 +14,7 @@ pub mod fake_slack;
 pub mod local_server;
 pub mod oauth_kit;
 pub mod outbox_kit;
+pub mod rich_kit;
 pub mod runtime_emulator;
 pub mod signing;
 

@@ -1,7 +1,9 @@
 //! Re-signs the sample events in `events/` (or the files given) for a secret
 //! and the current time. Slack's 5-minute replay window makes a stored
 //! signature go stale, so run this right before `cargo lambda invoke` or
-//! `sam local invoke`.
+//! `sam local invoke`. Slack requests are signed over the raw body as
+//! received (decoded when `isBase64Encoded`): Events API JSON and
+//! interactivity form bodies alike.
 //!
 //! ```text
 //! cargo run -q -p bridge-tests --bin sign-events -- [--slack-secret S] [--easemob-secret S] [FILE…]
