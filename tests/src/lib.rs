@@ -4,6 +4,7 @@
 //! signing, and a `TestApp` that wires a real `Bridge` to all of them.
 
 pub mod app;
+pub mod blockkit_preview;
 pub mod callback_kit;
 pub mod demo;
 pub mod dynamodb_local;
