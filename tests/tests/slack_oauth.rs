@@ -121,15 +121,16 @@ async fn the_install_page_links_to_slack_with_a_fresh_state_bound_to_a_cookie() 
     assert_eq!(page.param("redirect_uri"), Some(callback_url().as_str()));
     assert_eq!(page.param("state"), Some(page.state.as_str()));
 
-    // Stored one-time with a 10-minute expiry.
+    // Stored one-time with a 10-minute validity; the TTL cleans up an hour later.
     let items = app.items_in(&format!("OAUTH_STATE#{}", page.state)).await;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].s("sk"), Some("STATE"));
-    let expires_at = items[0].n("expires_at").unwrap();
+    let valid_until = items[0].n("valid_until").unwrap();
     assert!(
-        (expires_at - (now_epoch_secs() + 600)).abs() <= 5,
-        "{expires_at}"
+        (valid_until - (now_epoch_secs() + 600)).abs() <= 5,
+        "{valid_until}"
     );
+    assert_eq!(items[0].n("expires_at"), Some(valid_until + 3_600));
 
     // Every load issues a new state.
     let again = app.open_install_page().await;
@@ -696,80 +697,6 @@ async fn slack_unreachable_failing_or_slow_is_a_502_page() {
     )
     .await;
     assert_failed(&app, &response, 502, "could not be reached").await;
-}
-
-#[tokio::test]
-async fn logs_carry_outcome_and_team_but_never_a_code_state_or_secret() {
-    let app = TestApp::start().await;
-    // Register the handler's log callsites first: tracing caches each
-    // callsite's interest when it is first hit, and other tests hit these
-    // concurrently on threads without a subscriber. Installing the recorder
-    // afterwards rebuilds their interest for it.
-    app.open_install_page().await;
-    app.oauth(&browser_get("/slack/oauth/callback", &[], None))
-        .await;
-    let recorder = LogRecorder::default();
-    let _guard = tracing::subscriber::set_default(recorder.clone());
-
-    let mut answer = acme();
-    answer["refresh_token"] = json!("xoxe-1-refresh-secret");
-    answer["expires_in"] = json!(43_200);
-    let page = app.open_install_page().await;
-    app.slack_accepts_code("code-secret-1", &answer);
-    let ok = app
-        .oauth(&callback_request(
-            "code-secret-1",
-            &page.state,
-            Some(&page.state),
-        ))
-        .await;
-    assert_eq!(ok.status, 200);
-    let replay = app
-        .oauth(&callback_request(
-            "code-secret-1",
-            &page.state,
-            Some(&page.state),
-        ))
-        .await;
-    assert_eq!(replay.status, 400);
-    let page2 = app.open_install_page().await;
-    app.slack
-        .fail_once("oauth.v2.access", Fault::Error("bad_client_secret".into()));
-    let refused = app
-        .oauth(&callback_request(
-            "code-secret-2",
-            &page2.state,
-            Some(&page2.state),
-        ))
-        .await;
-    assert_eq!(refused.status, 400);
-
-    let lines: Vec<String> = recorder
-        .lines()
-        .into_iter()
-        .filter(|l| l.contains("kefu_bridge"))
-        .collect();
-    // One line per request.
-    assert_eq!(lines.len(), 5, "{lines:#?}");
-    assert!(lines.iter().all(|l| l.contains("slack_oauth")));
-    assert!(lines[1].contains("outcome=installed") && lines[1].contains(&format!("team={TEAM}")));
-    assert!(lines[2].contains("outcome=state_unknown_or_used"));
-    assert!(
-        lines[4].contains("outcome=slack_refused_code") && lines[4].contains("bad_client_secret")
-    );
-    for line in &lines {
-        for secret in [
-            "code-secret-1",
-            "code-secret-2",
-            page.state.as_str(),
-            page2.state.as_str(),
-            TOKEN,
-            "xoxe-1-refresh-secret",
-            LOCAL_SLACK_CLIENT_SECRET,
-        ] {
-            assert!(!line.contains(secret), "{secret} leaked: {line}");
-        }
-    }
 }
 
 // ── Token rotation ──────────────────────────────────────────────────────

@@ -3,8 +3,11 @@
 //!
 //! Consuming is a single conditional `DeleteItem` that hands back the old
 //! item, so of two callbacks racing with the same `state` exactly one gets
-//! it, and a replayed callback finds nothing. DynamoDB's TTL deletes lazily
-//! (up to days late), so expiry is checked on read as well.
+//! it, and a replayed callback finds nothing. Validity (`valid_until`) is
+//! checked on read; the TTL attribute `expires_at` only cleans up, an hour
+//! later: real DynamoDB deletes lazily (up to days late) while DynamoDB Local
+//! deletes at once, and an expired state must answer "expired" either way,
+//! not "unknown".
 
 use serde_json::json;
 
@@ -15,6 +18,10 @@ use crate::dynamo::{DynamoError, ItemExt};
 
 /// How long an install link stays valid (SPEC §2: 10 minutes).
 pub const OAUTH_STATE_TTL_SECS: i64 = 600;
+
+/// How long after expiry a state record is kept so it can still be told
+/// apart from an unknown one.
+const CLEANUP_GRACE_SECS: i64 = 3_600;
 
 /// What the install page remembered for a `state`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +64,8 @@ impl Store {
                         "sk": str_attr("STATE"),
                         "redirect_uri": str_attr(redirect_uri),
                         "created_at": num_attr(now_epoch_secs()),
-                        "expires_at": num_attr(expires_at),
+                        "valid_until": num_attr(expires_at),
+                        "expires_at": num_attr(expires_at + CLEANUP_GRACE_SECS),
                     },
                     // 256 random bits never collide; the guard keeps "one
                     // state, one install" true regardless.
@@ -91,7 +99,7 @@ impl Store {
         let Some(old) = out.get("Attributes").and_then(|a| a.as_object()) else {
             return Ok(ConsumedState::Unknown);
         };
-        let expires_at = old.n("expires_at").unwrap_or(0);
+        let expires_at = old.n("valid_until").unwrap_or(0);
         if expires_at <= now_epoch_secs() {
             return Ok(ConsumedState::Expired);
         }
