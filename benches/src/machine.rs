@@ -17,6 +17,7 @@ pub struct Machine {
     /// `/proc/loadavg` when the run began: other work on the machine skews
     /// every number, so the report says how busy it was.
     pub load_at_start: String,
+    pub load_at_end: String,
 }
 
 /// The 1, 5 and 15 minute load averages.
@@ -66,6 +67,7 @@ impl Machine {
             commit,
             rustc: output("rustc", &["--version"], workspace),
             load_at_start,
+            load_at_end: load_average(),
         }
     }
 }

@@ -10,7 +10,7 @@ use bridge_benches::criterion_results;
 use bridge_benches::machine::{load_average, utc, Machine};
 use bridge_benches::measure::{noop_binary, Bench};
 use bridge_benches::noop::{self, NOOP_ENV};
-use bridge_benches::report::{FunctionResult, Report};
+use bridge_benches::report::{Baseline, FunctionResult, Report};
 use bridge_benches::scenarios::{Function, FUNCTIONS};
 use bridge_tests::runtime_emulator::function_binaries;
 
@@ -50,8 +50,8 @@ impl Options {
 }
 
 fn main() -> ExitCode {
-    if std::env::var_os(NOOP_ENV).is_some() {
-        return match noop::run() {
+    if let Ok(flavour) = std::env::var(NOOP_ENV) {
+        return match noop::run(&flavour) {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,
         };
@@ -157,22 +157,30 @@ async fn run(options: Options) -> Result<(), String> {
         });
     }
 
-    eprintln!("no-op function baseline…");
-    let (noop_exe, noop_env) = noop_binary()?;
-    let event = |i| Function::SlackEvents.event(i);
-    let noop_cold = bench
-        .cold_starts(&noop_exe, "noop", &noop_env, || event(0), options.cold_runs)
-        .await?;
-    let noop_warm = bench
-        .warm_run(
-            &noop_exe,
-            "noop",
-            &noop_env,
-            event,
-            options.warmup,
-            options.requests,
-        )
-        .await?;
+    let mut noops = Vec::new();
+    for flavour in ["multi_thread", "current_thread"] {
+        eprintln!("no-op function baseline ({flavour} runtime)…");
+        let (noop_exe, noop_env) = noop_binary(flavour)?;
+        let event = |i| Function::SlackEvents.event(i);
+        let cold = bench
+            .cold_starts(&noop_exe, "noop", &noop_env, || event(0), options.cold_runs)
+            .await?;
+        let warm = bench
+            .warm_run(
+                &noop_exe,
+                "noop",
+                &noop_env,
+                event,
+                options.warmup,
+                options.requests,
+            )
+            .await?;
+        noops.push(Baseline {
+            flavour,
+            cold,
+            warm,
+        });
+    }
 
     let report = Report {
         machine: Machine::read(&workspace, load_at_start),
@@ -180,8 +188,7 @@ async fn run(options: Options) -> Result<(), String> {
         warmup: options.warmup,
         requests: options.requests,
         functions,
-        noop_cold,
-        noop_warm,
+        noops,
         arm64_note: arm64_note(&target),
         dynamodb_local: dynamodb_local_version(),
         micro: criterion_results::read(&target),

@@ -35,6 +35,11 @@ struct Sample {
 #[derive(Debug, Clone, Default)]
 pub struct Run {
     pub latencies: Latencies,
+    /// Per request: how long DynamoDB Local took to answer its calls, and
+    /// the rest of the latency (the function, the fakes, the emulator, the
+    /// scheduler).
+    pub dynamo_time: Latencies,
+    pub rest: Latencies,
     pub dynamo: PerRequest,
     /// Calls per operation over the whole run.
     pub dynamo_ops: Tally,
@@ -45,6 +50,9 @@ pub struct Run {
 impl Run {
     fn record(&mut self, sample: Sample) {
         self.latencies.push(sample.latency);
+        let dynamo_time = sample.dynamo.upstream();
+        self.dynamo_time.push(dynamo_time);
+        self.rest.push(sample.latency.saturating_sub(dynamo_time));
         self.dynamo.add(sample.dynamo.calls());
         for (op, count) in sample.dynamo.0 {
             let total = self.dynamo_ops.0.entry(op).or_default();
@@ -65,6 +73,9 @@ impl Run {
 pub struct WarmRun {
     pub run: Run,
     pub peak_rss_kib: Option<u64>,
+    /// CPU time (user + system, all threads) the function process spent per
+    /// measured request: its own work, whatever else the machine was doing.
+    pub cpu_per_request: Option<Duration>,
 }
 
 pub struct Bench {
@@ -199,6 +210,7 @@ impl Bench {
             }
         }
         let mut run = Run::default();
+        let cpu_before = process.pid().and_then(cpu_time);
         for i in 0..requests {
             let event = event(i);
             let (sample, (), _) = self
@@ -207,9 +219,14 @@ impl Bench {
             check(name, "warm request", &sample)?;
             run.record(sample);
         }
+        let cpu_after = process.pid().and_then(cpu_time);
+        let cpu_per_request = cpu_before
+            .zip(cpu_after)
+            .map(|(before, after)| after.saturating_sub(before) / requests.max(1) as u32);
         Ok(WarmRun {
             run,
             peak_rss_kib: process.peak_rss_kib(),
+            cpu_per_request,
         })
     }
 
@@ -244,10 +261,22 @@ impl Bench {
     }
 }
 
-/// The no-op function: this very binary, told by [`NOOP_ENV`] to be one.
-pub fn noop_binary() -> Result<(PathBuf, Vec<(String, String)>), String> {
+/// User + system CPU time of a process, all its threads, from
+/// `/proc/<pid>/stat` (clock ticks of 10 ms: fine over a thousand requests).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`, which may contain spaces: state is the
+    // 3rd field of the line, utime the 14th and stime the 15th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The no-op function: this very binary, told by [`NOOP_ENV`] to be one
+/// on a Tokio runtime of `flavour`.
+pub fn noop_binary(flavour: &str) -> Result<(PathBuf, Vec<(String, String)>), String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    Ok((exe, vec![(NOOP_ENV.to_string(), "1".to_string())]))
+    Ok((exe, vec![(NOOP_ENV.to_string(), flavour.to_string())]))
 }
 
 /// The HTTP status the function answered, or a negative code for an

@@ -6,12 +6,20 @@
 use lambda_runtime::{run as run_lambda, service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
 
+/// `multi_thread` (what the functions' `#[tokio::main]` builds) or
+/// `current_thread`: the same no-op on either Tokio runtime, to show what
+/// the runtime flavour costs a one-invocation-at-a-time Lambda.
 pub const NOOP_ENV: &str = "BRIDGE_BENCH_NOOP_FUNCTION";
 
-/// Same runtime flavour as the real functions (`#[tokio::main]`), same event
-/// type (`serde_json::Value`), a minimal API Gateway answer.
-pub fn run() -> Result<(), Error> {
-    tokio::runtime::Builder::new_multi_thread()
+/// Same event type as the real functions (`serde_json::Value`), a minimal
+/// API Gateway answer.
+pub fn run(flavour: &str) -> Result<(), Error> {
+    let mut builder = if flavour == "current_thread" {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder
         .enable_all()
         .build()?
         .block_on(run_lambda(service_fn(|_: LambdaEvent<Value>| async {

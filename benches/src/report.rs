@@ -40,11 +40,29 @@ pub struct Report {
     pub warmup: usize,
     pub requests: usize,
     pub functions: Vec<FunctionResult>,
-    pub noop_cold: Run,
-    pub noop_warm: WarmRun,
+    /// The no-op function on each Tokio runtime flavour.
+    pub noops: Vec<Baseline>,
     pub arm64_note: String,
     pub dynamodb_local: String,
     pub micro: Vec<MicroResult>,
+}
+
+/// The no-op function on one runtime flavour.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub flavour: &'static str,
+    pub cold: Run,
+    pub warm: WarmRun,
+}
+
+impl Baseline {
+    fn label(&self) -> String {
+        let runtime = match self.flavour {
+            "current_thread" => "current-thread Tokio runtime",
+            _ => "multi-thread Tokio runtime, as the functions' `#[tokio::main]`",
+        };
+        format!("no-op function ({runtime})")
+    }
 }
 
 /// A target and whether it was met.
@@ -66,6 +84,7 @@ impl Report {
         );
         self.machine_section(w);
         self.latency_section(w);
+        self.split_section(w);
         self.round_trip_section(w);
         self.size_section(w);
         self.targets_section(w);
@@ -84,8 +103,8 @@ impl Report {
         let _ = writeln!(w, "| memory | {} |", m.memory);
         let _ = writeln!(
             w,
-            "| load average at start | {} (1, 5, 15 min) |",
-            m.load_at_start
+            "| load average (1, 5, 15 min) | {} at start, {} at the end |",
+            m.load_at_start, m.load_at_end
         );
         let _ = writeln!(w, "| kernel | {} |", m.kernel);
         let _ = writeln!(w, "| toolchain | {} |", m.rustc);
@@ -133,14 +152,64 @@ impl Report {
                 rss(f.warm.peak_rss_kib),
             );
         }
+        for noop in &self.noops {
+            let _ = writeln!(
+                w,
+                "| {} | `lambda_runtime` answering a constant, same event as `slack-events` | {} | {} | {} | — | — | {} |",
+                noop.label(),
+                millis(noop.cold.latencies.median()),
+                millis(noop.warm.run.latencies.median()),
+                millis(noop.warm.run.latencies.percentile(99.0)),
+                rss(noop.warm.peak_rss_kib),
+            );
+        }
+        let _ = writeln!(w);
+    }
+
+    fn split_section(&self, w: &mut String) {
+        let _ = writeln!(w, "## Where the warm time goes\n");
         let _ = writeln!(
             w,
-            "| no-op function (baseline) | `lambda_runtime` answering a constant, same event as `slack-events` | {} | {} | {} | — | — | {} |\n",
-            millis(self.noop_cold.latencies.median()),
-            millis(self.noop_warm.run.latencies.median()),
-            millis(self.noop_warm.run.latencies.percentile(99.0)),
-            rss(self.noop_warm.peak_rss_kib),
+            "Each warm request's latency split in two: the time DynamoDB Local took to answer \
+             its calls (timed at the proxy) and the rest (the function's own work, the fakes, \
+             the emulator, waiting for a core). Percentiles of each part over the same {} \
+             requests, and the CPU time the function process used per request (all its \
+             threads, from `/proc/<pid>/stat`).\n",
+            self.requests
         );
+        let _ = writeln!(
+            w,
+            "| function | latency p50 / p99 | DynamoDB Local p50 / p99 | rest p50 / p99 | function CPU per request |"
+        );
+        let _ = writeln!(w, "|---|--:|--:|--:|--:|");
+        for f in &self.functions {
+            let run = &f.warm.run;
+            let _ = writeln!(
+                w,
+                "| `{}` | {} / {} | {} / {} | {} / {} | {} |",
+                f.function.name(),
+                millis(run.latencies.median()),
+                millis(run.latencies.percentile(99.0)),
+                millis(run.dynamo_time.median()),
+                millis(run.dynamo_time.percentile(99.0)),
+                millis(run.rest.median()),
+                millis(run.rest.percentile(99.0)),
+                f.warm.cpu_per_request.map_or_else(|| "n/a".into(), millis),
+            );
+        }
+        for noop in &self.noops {
+            let _ = writeln!(
+                w,
+                "| {} | {} / {} | — | — | {} |",
+                noop.label(),
+                millis(noop.warm.run.latencies.median()),
+                millis(noop.warm.run.latencies.percentile(99.0)),
+                noop.warm
+                    .cpu_per_request
+                    .map_or_else(|| "n/a".into(), millis),
+            );
+        }
+        let _ = writeln!(w);
     }
 
     fn round_trip_section(&self, w: &mut String) {
@@ -359,6 +428,19 @@ impl Report {
              DynamoDB time per call (see the round-trip table).",
             self.machine.cpus
         );
+        let busiest = [&self.machine.load_at_start, &self.machine.load_at_end]
+            .iter()
+            .filter_map(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+            .fold(0.0, f64::max);
+        if busiest >= 1.0 {
+            let _ = writeln!(
+                w,
+                "- The machine was busy with other work during this run (1-minute load \
+                 average up to {busiest:.2} on {} cores): every process here waited for a \
+                 core now and then, which shows most in the p99 columns.",
+                self.machine.cpus
+            );
+        }
         let _ = writeln!(
             w,
             "- Cold start here is the process's own start-up (exec, runtime, configuration, \
