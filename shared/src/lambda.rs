@@ -14,7 +14,88 @@ use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
+use crate::bridge::Bridge;
 use crate::http_types::{HttpRequest, HttpResponse};
+use crate::relay::{easemob_callback, interactivity, oauth, outbox, slack_events};
+use crate::store::Direction;
+
+/// The three functions of SPEC §1: what each does with an HTTP request and
+/// with a Scheduled Event. `main.rs` of each names its variant; the local
+/// server routes by path to the same code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// `POST /slack/events`, `POST /slack/interactivity`; drains to Kefu.
+    SlackEvents,
+    /// `GET /slack/install`, `GET /slack/oauth/callback`.
+    SlackOAuth,
+    /// `POST /easemob/callback`; drains to Slack.
+    EasemobCallback,
+}
+
+impl Function {
+    /// The function serving `path` (a stage prefix like `/prod` is allowed).
+    pub fn for_path(path: &str) -> Option<Self> {
+        let path = path.trim_end_matches('/');
+        let routes = [
+            ("/slack/events", Function::SlackEvents),
+            ("/slack/interactivity", Function::SlackEvents),
+            ("/slack/install", Function::SlackOAuth),
+            ("/slack/oauth/callback", Function::SlackOAuth),
+            ("/easemob/callback", Function::EasemobCallback),
+        ];
+        routes
+            .into_iter()
+            .find(|(route, _)| path.ends_with(route))
+            .map(|(_, function)| function)
+    }
+
+    pub async fn handle_http(self, bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
+        match self {
+            Function::SlackEvents if interactivity::is_interactivity_path(&request.path) => {
+                interactivity::handle(bridge, request).await
+            }
+            Function::SlackEvents => slack_events::handle(bridge, request).await,
+            Function::SlackOAuth => oauth::handle(bridge, request).await,
+            Function::EasemobCallback => easemob_callback::handle(bridge, request).await,
+        }
+    }
+
+    /// Scheduled Events drain the outbox of the function's direction
+    /// (template.yaml: every minute); slack-oauth has nothing to drain.
+    pub async fn handle_scheduled(
+        self,
+        bridge: &Bridge,
+        event: &EventBridgeEvent<Value>,
+        deadline: std::time::Instant,
+    ) -> Value {
+        match self {
+            Function::SlackEvents => {
+                outbox::scheduled(bridge, Direction::ToKefu, event, deadline).await
+            }
+            Function::EasemobCallback => {
+                outbox::scheduled(bridge, Direction::ToSlack, event, deadline).await
+            }
+            Function::SlackOAuth => nothing_scheduled(event),
+        }
+    }
+}
+
+/// One invocation of `function`; `deadline_ms` is the invocation's deadline
+/// (epoch ms, `LambdaEvent::context.deadline`).
+pub async fn invoke(
+    bridge: &Bridge,
+    function: Function,
+    payload: Value,
+    deadline_ms: u64,
+) -> Value {
+    let deadline = outbox::drain_deadline(deadline_ms);
+    dispatch(
+        payload,
+        |request| async move { function.handle_http(bridge, &request).await },
+        |event| async move { function.handle_scheduled(bridge, &event, deadline).await },
+    )
+    .await
+}
 
 /// What an invocation carries.
 #[derive(Debug)]
@@ -209,6 +290,32 @@ mod tests {
             panic!()
         };
         assert_eq!(to_http_request(*event).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn every_route_of_the_contract_has_its_function() {
+        assert_eq!(
+            Function::for_path("/slack/events"),
+            Some(Function::SlackEvents)
+        );
+        assert_eq!(
+            Function::for_path("/prod/slack/interactivity"),
+            Some(Function::SlackEvents)
+        );
+        assert_eq!(
+            Function::for_path("/slack/install"),
+            Some(Function::SlackOAuth)
+        );
+        assert_eq!(
+            Function::for_path("/slack/oauth/callback/"),
+            Some(Function::SlackOAuth)
+        );
+        assert_eq!(
+            Function::for_path("/easemob/callback"),
+            Some(Function::EasemobCallback)
+        );
+        assert_eq!(Function::for_path("/slack/eventsX"), None);
+        assert_eq!(Function::for_path("/"), None);
     }
 
     #[test]

@@ -12,18 +12,15 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use kefu_bridge::http_types::{HttpRequest, HttpResponse};
-use kefu_bridge::{relay, Bridge};
+use kefu_bridge::lambda::Function;
+use kefu_bridge::Bridge;
 use tokio::net::TcpListener;
 
 /// The routes of SPEC §1, each to its function's handler.
 pub async fn route(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
-    let path = request.path.trim_end_matches('/');
-    match path {
-        "/slack/events" => relay::slack_events::handle(bridge, request).await,
-        "/slack/interactivity" => relay::interactivity::handle(bridge, request).await,
-        "/slack/install" | "/slack/oauth/callback" => relay::oauth::handle(bridge, request).await,
-        "/easemob/callback" => relay::easemob_callback::handle(bridge, request).await,
-        _ => HttpResponse::text(404, "no such route"),
+    match Function::for_path(&request.path) {
+        Some(function) => function.handle_http(bridge, request).await,
+        None => HttpResponse::text(404, "no such route"),
     }
 }
 

@@ -1,7 +1,7 @@
-//! `easemob-callback`: `POST /easemob/callback` (agent replies in Kefu → Slack).
-use kefu_bridge::relay::{easemob_callback, outbox};
-use kefu_bridge::store::Direction;
-use kefu_bridge::{lambda, logging, Bridge};
+//! `easemob-callback`: `POST /easemob/callback` (agent replies in Kefu → Slack),
+//! and the scheduled drain of the outbox to Slack.
+use kefu_bridge::lambda::{self, Function};
+use kefu_bridge::{logging, Bridge};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -14,12 +14,10 @@ async fn main() -> Result<(), Error> {
     };
     let bridge = &bridge;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let http = |request| async move { easemob_callback::handle(bridge, &request).await };
-        // Scheduled Events drain the outbox (template.yaml: every minute).
-        let deadline = outbox::drain_deadline(event.context.deadline);
-        let drain =
-            |e| async move { outbox::scheduled(bridge, Direction::ToSlack, &e, deadline).await };
-        Ok::<_, Error>(lambda::dispatch(event.payload, http, drain).await)
+        let deadline = event.context.deadline;
+        Ok::<_, Error>(
+            lambda::invoke(bridge, Function::EasemobCallback, event.payload, deadline).await,
+        )
     }))
     .await
 }

@@ -1,6 +1,7 @@
 //! `slack-oauth`: `GET /slack/install` and `GET /slack/oauth/callback`
 //! (Slack OAuth v2 install into any workspace).
-use kefu_bridge::{lambda, logging, relay::oauth, Bridge};
+use kefu_bridge::lambda::{self, Function};
+use kefu_bridge::{logging, Bridge};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -13,13 +14,8 @@ async fn main() -> Result<(), Error> {
     };
     let bridge = &bridge;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let http = |request| async move { oauth::handle(bridge, &request).await };
-        Ok::<_, Error>(
-            lambda::dispatch(event.payload, http, |e| async move {
-                lambda::nothing_scheduled(&e)
-            })
-            .await,
-        )
+        let deadline = event.context.deadline;
+        Ok::<_, Error>(lambda::invoke(bridge, Function::SlackOAuth, event.payload, deadline).await)
     }))
     .await
 }
