@@ -298,3 +298,62 @@ async fn slack_oauth_binary_serves_the_install_page_and_completes_an_install() {
     let denied = response(&process, sample("slack-oauth/oauth-callback-denied.json")).await;
     assert!((400..500).contains(&status(&denied)), "{denied}");
 }
+
+/// Every file in `events/`, re-signed, through the binary that serves its
+/// route (Scheduled Events through both draining functions): each gets a
+/// deliberate answer — never an invocation error, never a 5xx.
+#[tokio::test]
+async fn every_sample_event_gets_a_deliberate_answer_from_its_binary() {
+    use kefu_bridge::lambda::Function;
+    let app = TestApp::start().await;
+    app.install_as(
+        TEAM,
+        "B0LOCALBOT",
+        "U0LOCALBOT",
+        "A0LOCALAPP",
+        &["chat:write"],
+    )
+    .await;
+    let bins = function_binaries(false);
+    let env = env_for(&app);
+    let (events_bin, oauth_bin, callback_bin) = (
+        bins.join("slack-events"),
+        bins.join("slack-oauth"),
+        bins.join("easemob-callback"),
+    );
+    let events = LambdaProcess::spawn(&events_bin, "slack-events", &env).await;
+    let oauth = LambdaProcess::spawn(&oauth_bin, "slack-oauth", &env).await;
+    let callback = LambdaProcess::spawn(&callback_bin, "easemob-callback", &env).await;
+    let files = bridge_tests::events::sample_files(&events_dir());
+    assert!(files.len() >= 13, "{files:?}");
+    for file in files {
+        let name = file
+            .strip_prefix(events_dir())
+            .unwrap()
+            .display()
+            .to_string();
+        let event = sample(&name);
+        let targets: Vec<&LambdaProcess> = match event["rawPath"].as_str() {
+            Some(path) => match Function::for_path(path) {
+                Some(Function::SlackEvents) => vec![&events],
+                Some(Function::SlackOAuth) => vec![&oauth],
+                Some(Function::EasemobCallback) => vec![&callback],
+                None => panic!("{name}: no function serves {path}"),
+            },
+            None => vec![&events, &callback],
+        };
+        for process in targets {
+            let answer = response(process, event.clone()).await;
+            if event.get("rawPath").is_some() {
+                let status = status(&answer);
+                assert!(
+                    (200..500).contains(&status),
+                    "{name} → {}: {answer}",
+                    process.name
+                );
+            } else {
+                assert!(answer.get("statusCode").is_none(), "{name}: {answer}");
+            }
+        }
+    }
+}
