@@ -334,7 +334,7 @@ impl Later<'_> {
         outcome: &'static str,
     ) -> Report {
         let now = now_epoch_secs();
-        let mut new = NewOutboxItem {
+        let new = NewOutboxItem {
             direction: Direction::ToSlack,
             workspace: self.workspace.clone(),
             visitor: self.visitor.to_string(),
@@ -347,42 +347,13 @@ impl Later<'_> {
             attempts: 0,
             next_attempt_at: now,
         };
-        let stored = match &failure {
-            None => outbox::queue(bridge, new).await,
-            Some(Failure::Transient {
+        match outbox::accept(bridge, new, failure, self.claim_key, self.posts.len(), from).await {
+            Ok(detail) => Report {
+                parts: from,
                 detail,
-                retry_after,
-            }) => {
-                new.attempts = 1;
-                new.next_attempt_at = outbox::retry_at(now, 1, *retry_after);
-                new.last_error = Some(detail.clone());
-                outbox::queue(bridge, new).await
-            }
-            Some(Failure::Permanent { reason }) => {
-                new.last_error = Some(reason.clone());
-                outbox::dead_letter(bridge, new, reason).await
-            }
-        };
-        let detail = failure.map(|f| match f {
-            Failure::Transient { detail, .. } => detail,
-            Failure::Permanent { reason } => reason,
-        });
-        match stored {
-            Ok(()) => {
-                complete(bridge, self.claim_key, self.posts.len()).await;
-                Report {
-                    parts: from,
-                    detail,
-                    ..Report::done(outcome)
-                }
-            }
-            Err(error) => {
-                release(bridge, self.claim_key, from).await;
-                Report::retry_later(
-                    "store_unavailable",
-                    format!("{}; not stored: {error}", detail.unwrap_or_default()),
-                )
-            }
+                ..Report::done(outcome)
+            },
+            Err(detail) => Report::retry_later("store_unavailable", detail),
         }
     }
 }

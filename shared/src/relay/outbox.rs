@@ -29,7 +29,7 @@ use crate::dynamo::DynamoError;
 use crate::easemob::EasemobError;
 use crate::relay::{to_kefu, to_slack};
 use crate::slack::web::{PostMessage, SlackApiError};
-use crate::store::{Direction, NewOutboxItem, OutboxItem, MAX_PAYLOAD_BYTES};
+use crate::store::{ClaimKey, Direction, NewOutboxItem, OutboxItem, MAX_PAYLOAD_BYTES};
 use crate::visitor::VisitorId;
 
 /// A drain starts no new send after this much of its invocation: Lambda's
@@ -122,6 +122,62 @@ pub fn retry_at(now: i64, failures: u32, retry_after: Option<u64>) -> i64 {
     let jitter = u16::from_le_bytes(random_bytes::<2>());
     let asked = retry_after.map_or(0, |s| s.min(MAX_BACKOFF_SECS as u64) as i64);
     now + backoff_secs(failures, jitter).max(asked)
+}
+
+/// Takes a message the handler could not (or may not yet) deliver: into
+/// the outbox — or the dead letters for a permanent failure — and then
+/// completes its claim, so the sender gets 200 and stops retrying. `Ok` has
+/// the failure's detail for the log line. If the table fails, nothing is
+/// accepted: the claim is released with `parts_done` so the sender's retry
+/// resumes after what already went, and `Err` says why.
+pub(crate) async fn accept(
+    bridge: &Bridge,
+    mut new: NewOutboxItem,
+    failure: Option<Failure>,
+    claim: &ClaimKey,
+    parts_total: usize,
+    parts_done: usize,
+) -> Result<Option<String>, String> {
+    let now = now_epoch_secs();
+    let stored = match &failure {
+        None => queue(bridge, new).await,
+        Some(Failure::Transient {
+            detail,
+            retry_after,
+        }) => {
+            new.attempts = 1;
+            new.next_attempt_at = retry_at(now, 1, *retry_after);
+            new.last_error = Some(detail.clone());
+            queue(bridge, new).await
+        }
+        Some(Failure::Permanent { reason }) => {
+            new.last_error = Some(reason.clone());
+            dead_letter(bridge, new, reason).await
+        }
+    };
+    let detail = failure.map(|f| match f {
+        Failure::Transient { detail, .. } => detail,
+        Failure::Permanent { reason } => reason,
+    });
+    match stored {
+        Ok(()) => {
+            // Answered 200 either way: if recording fails, the claim's lease
+            // still blocks a re-delivery meanwhile.
+            if let Err(error) = bridge.store.complete_claim(claim, parts_total as u32).await {
+                tracing::error!(claim = ?claim, %error, "claim_completion_not_recorded");
+            }
+            Ok(detail)
+        }
+        Err(error) => {
+            if let Err(store_error) = bridge.store.release_claim(claim, parts_done as u32).await {
+                tracing::error!(claim = ?claim, %store_error, "claim_release_failed");
+            }
+            Err(format!(
+                "{}; not stored: {error}",
+                detail.unwrap_or_default()
+            ))
+        }
+    }
 }
 
 /// Puts a message in the outbox behind the conversation's waiting ones. A
