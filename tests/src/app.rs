@@ -61,7 +61,7 @@ impl TestApp {
         let db = DynamoClient::new(http.clone(), &endpoint, "us-east-1", local_credentials())
             .expect("dynamodb client");
         let bridge = Bridge::new(config, db, http);
-        bridge.store.create_table().await.expect("create table");
+        create_table_patiently(&bridge).await;
         Self {
             bridge,
             slack,
@@ -168,6 +168,23 @@ impl TestApp {
             "application/json",
             body,
         )
+    }
+}
+
+/// Creates the test's table, retrying while DynamoDB Local is still warming
+/// up: a cold JVM on a busy 2-core machine can take longer than the bridge's
+/// 2 s request timeout for its first CreateTable. (Creating is idempotent.)
+async fn create_table_patiently(bridge: &Bridge) {
+    let mut attempt = 0;
+    loop {
+        match bridge.store.create_table().await {
+            Ok(()) => return,
+            Err(error) if error.is_unavailable() && attempt < 15 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            }
+            Err(error) => panic!("create table: {error}"),
+        }
     }
 }
 
