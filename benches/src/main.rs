@@ -111,6 +111,7 @@ async fn run(options: Options) -> Result<(), String> {
         );
     }
 
+    let sources_changed = newest_source_change(&workspace);
     let mut functions = Vec::new();
     for (function, in_process) in FUNCTIONS.into_iter().zip(in_process) {
         let binary = bins.join(function.name());
@@ -141,9 +142,10 @@ async fn run(options: Options) -> Result<(), String> {
             .await?;
         let x86 = std::fs::metadata(&binary).ok();
         let arm64 = arm64_bootstrap(&target, function);
-        // A bootstrap older than the x86_64 binary predates the code measured.
-        let arm64_stale = match (&x86, &arm64) {
-            (Some(x86), Some((_, built))) => x86.modified().is_ok_and(|x| *built < x),
+        // A bootstrap built before the sources last changed is not the code
+        // measured here.
+        let arm64_stale = match (&arm64, sources_changed) {
+            (Some((_, built)), Some(changed)) => *built < changed,
             _ => false,
         };
         functions.push(FunctionResult {
@@ -229,6 +231,40 @@ fn arm64_bootstrap(target: &Path, function: Function) -> Option<(u64, SystemTime
     }
     let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
     Some((bytes.len() as u64, built))
+}
+
+/// When the code the function binaries are built from last changed: the
+/// newest modification time under `shared/src`, `functions/` and the
+/// manifests and lock file.
+fn newest_source_change(workspace: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    let mut pending: Vec<PathBuf> = [
+        "shared/src",
+        "functions",
+        "shared/Cargo.toml",
+        "Cargo.toml",
+        "Cargo.lock",
+    ]
+    .iter()
+    .map(|p| workspace.join(p))
+    .collect();
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            pending.extend(
+                std::fs::read_dir(&path)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        } else if let Ok(modified) = meta.modified() {
+            newest = newest.max(Some(modified));
+        }
+    }
+    newest
 }
 
 fn arm64_note(target: &Path) -> String {

@@ -268,7 +268,7 @@ impl Report {
                 bytes(f.binary_bytes),
                 bytes(f.arm64_bytes),
                 if f.arm64_stale {
-                    " (stale: older than the x86_64 build)"
+                    " (stale: built before the sources last changed)"
                 } else {
                     ""
                 },
@@ -447,6 +447,21 @@ impl Report {
              HTTP client with its TLS roots) plus the first request's round trips; Lambda adds \
              its sandbox and code download, which no local run can show."
         );
+        if let [multi, current] = &self.noops[..] {
+            let cpu = |b: &Baseline| b.warm.cpu_per_request.map_or_else(|| "n/a".into(), millis);
+            let _ = writeln!(
+                w,
+                "- Tokio runtime flavour: the no-op function used {} of CPU per invocation on \
+                 the multi-thread runtime the functions start with `#[tokio::main]`, {} on a \
+                 current-thread runtime (p50 {} vs {}). A Lambda instance serves one \
+                 invocation at a time, so the multi-thread runtime's cross-thread wake-ups \
+                 buy nothing here.",
+                cpu(multi),
+                cpu(current),
+                millis(multi.warm.run.latencies.median()),
+                millis(current.warm.run.latencies.median()),
+            );
+        }
         let _ = writeln!(
             w,
             "- Warm latency includes the emulator's loopback exchange (`/next` long poll and \
