@@ -5,7 +5,9 @@ use kefu_bridge::{logging, Bridge};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
-#[tokio::main]
+// One invocation at a time per Lambda instance and nothing spawned: a
+// current-thread runtime halves CPU per request (BENCHMARKS.md A/B).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     logging::init();
     let bridge = match Bridge::from_env() {
