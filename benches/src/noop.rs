@@ -6,9 +6,9 @@
 use lambda_runtime::{run as run_lambda, service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
 
-/// `multi_thread` (what the functions' `#[tokio::main]` builds) or
-/// `current_thread`: the same no-op on either Tokio runtime, to show what
-/// the runtime flavour costs a one-invocation-at-a-time Lambda.
+/// `multi_thread` or `current_thread` (what the functions' `#[tokio::main]`
+/// builds): the same no-op on either Tokio runtime, to show what the runtime
+/// flavour costs a one-invocation-at-a-time Lambda.
 pub const NOOP_ENV: &str = "BRIDGE_BENCH_NOOP_FUNCTION";
 
 /// Same event type as the real functions (`serde_json::Value`), a minimal

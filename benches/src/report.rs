@@ -58,8 +58,8 @@ pub struct Baseline {
 impl Baseline {
     fn label(&self) -> String {
         let runtime = match self.flavour {
-            "current_thread" => "current-thread Tokio runtime",
-            _ => "multi-thread Tokio runtime, as the functions' `#[tokio::main]`",
+            "current_thread" => "current-thread Tokio runtime, as the functions' `#[tokio::main]`",
+            _ => "multi-thread Tokio runtime",
         };
         format!("no-op function ({runtime})")
     }
@@ -452,10 +452,9 @@ impl Report {
             let _ = writeln!(
                 w,
                 "- Tokio runtime flavour: the no-op function used {} of CPU per invocation on \
-                 the multi-thread runtime the functions start with `#[tokio::main]`, {} on a \
-                 current-thread runtime (p50 {} vs {}). A Lambda instance serves one \
-                 invocation at a time, so the multi-thread runtime's cross-thread wake-ups \
-                 buy nothing here.",
+                 a multi-thread runtime, {} on the current-thread runtime the functions start \
+                 with (p50 {} vs {}). A Lambda instance serves one invocation at a time, so a \
+                 multi-thread runtime's cross-thread wake-ups would buy nothing here.",
                 cpu(multi),
                 cpu(current),
                 millis(multi.warm.run.latencies.median()),
