@@ -262,6 +262,26 @@ impl DynamoClient {
         DynamoError::Rejected { kind, message }
     }
 
+    /// Every item a `Query` matches, following `LastEvaluatedKey` page by page.
+    pub async fn query_all(&self, mut input: Value) -> Result<Vec<Item>, DynamoError> {
+        let mut items = Vec::new();
+        loop {
+            let out = self.call("Query", &input).await?;
+            items.extend(
+                out.get("Items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_object)
+                    .cloned(),
+            );
+            match out.get("LastEvaluatedKey") {
+                Some(key) if !key.is_null() => input["ExclusiveStartKey"] = key.clone(),
+                _ => return Ok(items),
+            }
+        }
+    }
+
     pub async fn get_item(&self, table: &str, key: Value) -> Result<Option<Item>, DynamoError> {
         let out = self
             .call(

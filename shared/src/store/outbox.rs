@@ -377,10 +377,9 @@ impl Store {
         &self,
         direction: Direction,
     ) -> Result<Vec<WaitingConversation>, DynamoError> {
-        let mut waiting: Vec<WaitingConversation> = Vec::new();
-        let mut start: Option<Value> = None;
-        loop {
-            let mut query = json!({
+        let items = self
+            .db
+            .query_all(json!({
                 "TableName": self.table,
                 "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
                 "ExpressionAttributeValues": {
@@ -389,40 +388,28 @@ impl Store {
                 },
                 "ProjectionExpression": "sk, workspace, next_attempt_at",
                 "ConsistentRead": true,
-            });
-            if let Some(start) = start.take() {
-                query["ExclusiveStartKey"] = start;
-            }
-            let out = self.db.call("Query", &query).await?;
-            for item in out
-                .get("Items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_object)
-            {
-                let Some((visitor, _)) = item
-                    .s("sk")
-                    .and_then(|sk| sk.split_once('#'))
-                    .and_then(|(_, rest)| rest.rsplit_once('#'))
-                else {
-                    continue;
-                };
-                match waiting.last_mut() {
-                    Some(last) if last.visitor == visitor => last.items += 1,
-                    _ => waiting.push(WaitingConversation {
-                        workspace: WorkspaceKey::from_id(item.s("workspace").unwrap_or_default()),
-                        visitor: visitor.to_string(),
-                        items: 1,
-                        head_next_attempt_at: item.n("next_attempt_at").unwrap_or(0),
-                    }),
-                }
-            }
-            match out.get("LastEvaluatedKey") {
-                Some(key) if !key.is_null() => start = Some(key.clone()),
-                _ => return Ok(waiting),
+            }))
+            .await?;
+        let mut waiting: Vec<WaitingConversation> = Vec::new();
+        for item in &items {
+            let Some((visitor, _)) = item
+                .s("sk")
+                .and_then(|sk| sk.split_once('#'))
+                .and_then(|(_, rest)| rest.rsplit_once('#'))
+            else {
+                continue;
+            };
+            match waiting.last_mut() {
+                Some(last) if last.visitor == visitor => last.items += 1,
+                _ => waiting.push(WaitingConversation {
+                    workspace: WorkspaceKey::from_id(item.s("workspace").unwrap_or_default()),
+                    visitor: visitor.to_string(),
+                    items: 1,
+                    head_next_attempt_at: item.n("next_attempt_at").unwrap_or(0),
+                }),
             }
         }
+        Ok(waiting)
     }
 
     /// One conversation's waiting messages in order (read under its lease).
@@ -431,10 +418,9 @@ impl Store {
         direction: Direction,
         visitor: &str,
     ) -> Result<Vec<OutboxItem>, DynamoError> {
-        let mut items = Vec::new();
-        let mut start: Option<Value> = None;
-        loop {
-            let mut query = json!({
+        let items = self
+            .db
+            .query_all(json!({
                 "TableName": self.table,
                 "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
                 "ExpressionAttributeValues": {
@@ -442,24 +428,9 @@ impl Store {
                     ":prefix": str_attr(format!("{}#{visitor}#", direction.tag())),
                 },
                 "ConsistentRead": true,
-            });
-            if let Some(start) = start.take() {
-                query["ExclusiveStartKey"] = start;
-            }
-            let out = self.db.call("Query", &query).await?;
-            items.extend(
-                out.get("Items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_object)
-                    .filter_map(OutboxItem::from_item),
-            );
-            match out.get("LastEvaluatedKey") {
-                Some(key) if !key.is_null() => start = Some(key.clone()),
-                _ => return Ok(items),
-            }
-        }
+            }))
+            .await?;
+        Ok(items.iter().filter_map(OutboxItem::from_item).collect())
     }
 
     /// Takes the drain lease of one conversation in one direction until
@@ -633,39 +604,25 @@ impl Store {
 
     /// Every dead letter, oldest conversation first (operators, tests).
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, DynamoError> {
-        let mut letters = Vec::new();
-        let mut start: Option<Value> = None;
-        loop {
-            let mut query = json!({
+        let records = self
+            .db
+            .query_all(json!({
                 "TableName": self.table,
                 "KeyConditionExpression": "pk = :pk",
                 "ExpressionAttributeValues": { ":pk": str_attr(DEAD_LETTER_PK) },
                 "ConsistentRead": true,
-            });
-            if let Some(start) = start.take() {
-                query["ExclusiveStartKey"] = start;
-            }
-            let out = self.db.call("Query", &query).await?;
-            for record in out
-                .get("Items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_object)
-            {
-                if let Some(item) = OutboxItem::from_item(record) {
-                    letters.push(DeadLetter {
-                        item,
-                        reason: record.s("reason").unwrap_or_default().to_string(),
-                        dead_at: record.n("dead_at").unwrap_or(0),
-                    });
-                }
-            }
-            match out.get("LastEvaluatedKey") {
-                Some(key) if !key.is_null() => start = Some(key.clone()),
-                _ => return Ok(letters),
-            }
-        }
+            }))
+            .await?;
+        Ok(records
+            .iter()
+            .filter_map(|record| {
+                Some(DeadLetter {
+                    item: OutboxItem::from_item(record)?,
+                    reason: record.s("reason").unwrap_or_default().to_string(),
+                    dead_at: record.n("dead_at").unwrap_or(0),
+                })
+            })
+            .collect())
     }
 
     /// Every waiting message in `direction` (operators, tests).

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::{Store, WorkspaceKey};
 use crate::clock::now_epoch_secs;
 use crate::dynamo::item::{num_attr, str_attr};
-use crate::dynamo::{DynamoError, ItemExt};
+use crate::dynamo::{DynamoError, Item, ItemExt};
 use crate::secret::Secret;
 
 impl Store {
@@ -52,67 +52,47 @@ impl Store {
     /// Deletes the installation and everything cached for the workspace.
     /// Idempotent: deleting nothing is fine. Returns how many records went.
     pub async fn delete_workspace(&self, key: &WorkspaceKey) -> Result<usize, DynamoError> {
-        let pk = key.pk();
-        let mut deleted = 0;
-        let mut start: Option<Value> = None;
-        loop {
-            let mut query = json!({
+        let records = self
+            .db
+            .query_all(json!({
                 "TableName": self.table,
                 "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": { ":pk": str_attr(&pk) },
+                "ExpressionAttributeValues": { ":pk": str_attr(key.pk()) },
                 "ProjectionExpression": "pk, sk, to_kefu_pending, to_slack_pending",
-            });
-            if let Some(start) = start.take() {
-                query["ExclusiveStartKey"] = start;
-            }
-            let out = self.db.call("Query", &query).await?;
-            // A conversation with messages still in the outbox keeps its
-            // record: its pending count and sequence counter order them, and
-            // the drain settles them (to Kefu: delivered; to Slack: dead
-            // letters, the workspace being gone).
-            let items: Vec<Value> = out
-                .get("Items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|item| {
-                    let pending = |name: &str| {
-                        item.get(name)
-                            .and_then(|v| v.get("N"))
-                            .and_then(Value::as_str)
-                            .and_then(|n| n.parse::<i64>().ok())
-                            .unwrap_or(0)
-                    };
-                    pending("to_kefu_pending") <= 0 && pending("to_slack_pending") <= 0
-                })
-                .cloned()
+            }))
+            .await?;
+        // A conversation with messages still in the outbox keeps its record:
+        // its pending count and sequence counter order them, and the drain
+        // settles them (to Kefu: delivered; to Slack: dead letters, the
+        // workspace being gone).
+        let doomed: Vec<&Item> = records
+            .iter()
+            .filter(|item| {
+                item.n("to_kefu_pending").unwrap_or(0) <= 0
+                    && item.n("to_slack_pending").unwrap_or(0) <= 0
+            })
+            .collect();
+        for chunk in doomed.chunks(25) {
+            let requests: Vec<Value> = chunk
+                .iter()
+                .map(|item| json!({ "DeleteRequest": { "Key": { "pk": item["pk"], "sk": item["sk"] } } }))
                 .collect();
-            for chunk in items.chunks(25) {
-                let requests: Vec<Value> = chunk
-                    .iter()
-                    .map(|item| json!({ "DeleteRequest": { "Key": { "pk": item["pk"], "sk": item["sk"] } } }))
-                    .collect();
-                let mut pending = json!({ self.table.clone(): requests });
-                // BatchWriteItem may hand back unprocessed items under load.
-                for _ in 0..5 {
-                    let out = self
-                        .db
-                        .call("BatchWriteItem", &json!({ "RequestItems": pending }))
-                        .await?;
-                    match out.get("UnprocessedItems") {
-                        Some(rest) if rest.as_object().is_some_and(|m| !m.is_empty()) => {
-                            pending = rest.clone();
-                        }
-                        _ => break,
+            let mut pending = json!({ self.table.clone(): requests });
+            // BatchWriteItem may hand back unprocessed items under load.
+            for _ in 0..5 {
+                let out = self
+                    .db
+                    .call("BatchWriteItem", &json!({ "RequestItems": pending }))
+                    .await?;
+                match out.get("UnprocessedItems") {
+                    Some(rest) if rest.as_object().is_some_and(|m| !m.is_empty()) => {
+                        pending = rest.clone();
                     }
+                    _ => break,
                 }
-                deleted += chunk.len();
-            }
-            match out.get("LastEvaluatedKey") {
-                Some(key) if !key.is_null() => start = Some(key.clone()),
-                _ => return Ok(deleted),
             }
         }
+        Ok(doomed.len())
     }
 
     /// Marks a record that only needs to exist (e.g. "visitor registered").
