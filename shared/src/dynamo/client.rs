@@ -32,6 +32,16 @@ impl DynamoError {
     }
 }
 
+/// The outcome of a conditional write: `Ok(true)` written, `Ok(false)` the
+/// condition did not hold, `Err` anything else.
+pub fn condition_held<T>(result: Result<T, DynamoError>) -> Result<bool, DynamoError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(DynamoError::ConditionalCheckFailed(_)) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 /// A failed connection is retried once only when it failed this fast.
 const QUICK_FAILURE: std::time::Duration = std::time::Duration::from_millis(500);
 const CONNECT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);

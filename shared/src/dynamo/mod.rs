@@ -12,5 +12,5 @@ mod client;
 pub mod item;
 pub mod sigv4;
 
-pub use client::{Credentials, DynamoClient, DynamoError};
+pub use client::{condition_held, Credentials, DynamoClient, DynamoError};
 pub use item::{Item, ItemExt};

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::Store;
 use crate::dynamo::item::{bool_attr, num_attr, str_attr};
-use crate::dynamo::{DynamoError, Item, ItemExt};
+use crate::dynamo::{condition_held, DynamoError, Item, ItemExt};
 use crate::secret::Secret;
 
 /// How an installation is found: by team, or by enterprise for org-wide
@@ -165,11 +165,7 @@ impl Store {
                 }),
             )
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(DynamoError::ConditionalCheckFailed(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        condition_held(result)
     }
 
     /// Flags the installation for reinstall because Slack refused
@@ -196,11 +192,7 @@ impl Store {
                 }),
             )
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(DynamoError::ConditionalCheckFailed(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        condition_held(result)
     }
 
     pub async fn mark_needs_reinstall(&self, key: &WorkspaceKey) -> Result<(), DynamoError> {
@@ -217,9 +209,7 @@ impl Store {
                 }),
             )
             .await;
-        match result {
-            Ok(_) | Err(DynamoError::ConditionalCheckFailed(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        // Nothing to change when the condition does not hold.
+        condition_held(result).map(|_| ())
     }
 }

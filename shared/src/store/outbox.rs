@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use super::{Store, WorkspaceKey};
 use crate::clock::now_epoch_secs;
 use crate::dynamo::item::{num_attr, str_attr};
-use crate::dynamo::{DynamoError, Item, ItemExt};
+use crate::dynamo::{condition_held, DynamoError, Item, ItemExt};
 
 /// How long a dead letter stays for an operator to look at.
 pub const DEAD_LETTER_TTL_SECS: i64 = 30 * 24 * 3_600;
@@ -457,11 +457,7 @@ impl Store {
                 }),
             )
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(DynamoError::ConditionalCheckFailed(_)) => Ok(false),
-            Err(error) => Err(error),
-        }
+        condition_held(result)
     }
 
     /// Gives the lease back, unless it ran out and another drain took it.
@@ -486,10 +482,8 @@ impl Store {
                 }),
             )
             .await;
-        match result {
-            Ok(_) | Err(DynamoError::ConditionalCheckFailed(_)) => Ok(()),
-            Err(error) => Err(error),
-        }
+        // Nothing to change when the condition does not hold.
+        condition_held(result).map(|_| ())
     }
 
     /// A delivered message leaves the outbox and stops counting as pending.
