@@ -15,7 +15,7 @@ use crate::slack::signature::SlackVerifier;
 use crate::slack::web::{OAuthV2Access, SlackApiError, SlackClient};
 use crate::store::{Installation, Store, WorkspaceKey};
 
-/// Bounds on every outbound call (SPEC §2): every answer leaves within
+/// Bounds on every outbound call (docs/design.md §2): every answer leaves within
 /// Slack's 3 s even when a dependency hangs.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(2_000);
@@ -115,7 +115,7 @@ impl Bridge {
         self.refreshed_installation(key).await
     }
 
-    /// Token rotation (SPEC §2, `refresh_token` + `expires_in`). Inside the
+    /// Token rotation (docs/design.md §2, `refresh_token` + `expires_in`). Inside the
     /// instance, callers queue on `rotation` and the first one refreshes;
     /// the rest find its result in memory. Across instances, the new pair is
     /// written only if the stored refresh token is still the one used, and

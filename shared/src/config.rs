@@ -1,4 +1,4 @@
-//! Configuration, read once at cold start (SPEC §1).
+//! Configuration, read once at cold start (docs/design.md §1).
 
 use crate::secret::Secret;
 

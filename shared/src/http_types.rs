@@ -50,7 +50,7 @@ impl HttpRequest {
     }
 
     /// True when the `Content-Type` media type equals `expected`, compared
-    /// case-insensitively and ignoring parameters (SPEC §1).
+    /// case-insensitively and ignoring parameters (docs/design.md §1).
     pub fn has_media_type(&self, expected: &str) -> bool {
         self.header("content-type")
             .and_then(|v| v.split(';').next())

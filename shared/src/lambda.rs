@@ -1,4 +1,4 @@
-//! The Lambda boundary (SPEC §1 "Events a function receives").
+//! The Lambda boundary (docs/design.md §1 "Events a function receives").
 //!
 //! Functions take the raw invocation payload and classify it themselves:
 //! `lambda_http::run` can't take EventBridge Scheduled Events and panics
@@ -19,7 +19,7 @@ use crate::http_types::{HttpRequest, HttpResponse};
 use crate::relay::{easemob_callback, interactivity, oauth, outbox, slack_events};
 use crate::store::Direction;
 
-/// The three functions of SPEC §1: what each does with an HTTP request and
+/// The three functions of docs/design.md §1: what each does with an HTTP request and
 /// with a Scheduled Event. `main.rs` of each names its variant; the local
 /// server routes by path to the same code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

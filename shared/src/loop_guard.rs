@@ -1,4 +1,4 @@
-//! Loop prevention (SPEC §2 "Loops"): the one place that decides whether a
+//! Loop prevention (docs/design.md §2 "Loops"): the one place that decides whether a
 //! Slack message is the bridge's own. The seed's warning — a bot reply that is
 //! forwarded back to Kefu, answered, posted, forwarded… — is what this module
 //! exists to make impossible, so every rule is checked on its own.

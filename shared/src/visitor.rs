@@ -1,4 +1,4 @@
-//! The Kefu visitor id: `teamId_userId_channelId` (SPEC §3 "Visitor ids").
+//! The Kefu visitor id: `teamId_userId_channelId` (docs/design.md §3 "Visitor ids").
 //!
 //! Easemob usernames are at most 64 bytes of `[a-zA-Z0-9_.-]`,
 //! case-insensitive and stored lower-case, so callbacks bring

@@ -76,7 +76,7 @@ fn cost_of(text: &str, cost: impl Fn(char) -> usize) -> usize {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    // ── Visitor ids (SPEC §3 "Visitor ids") ─────────────────────────────
+    // ── Visitor ids (docs/design.md §3 "Visitor ids") ─────────────────────────────
 
     #[test]
     fn visitor_ids_round_trip_in_any_case(
@@ -128,7 +128,7 @@ proptest! {
         }
     }
 
-    // ── Markup (SPEC §2) ────────────────────────────────────────────────
+    // ── Markup (docs/design.md §2) ────────────────────────────────────────────────
 
     #[test]
     fn escaped_text_reads_back_as_itself(text in tricky_text(40)) {
@@ -183,7 +183,7 @@ proptest! {
         }
     }
 
-    // ── Slack signatures (SPEC §2 "Request signing") ────────────────────
+    // ── Slack signatures (docs/design.md §2 "Request signing") ────────────────────
 
     #[test]
     fn a_signature_verifies_and_any_one_byte_change_does_not(

@@ -1,6 +1,6 @@
 //! Helpers for Easemob callback tests: signed callback bodies, echo loops.
 //!
-//! Callbacks are built the way Easemob sends them (SPEC §3 "Callback"):
+//! Callbacks are built the way Easemob sends them (docs/design.md §3 "Callback"):
 //! `to`/`from` user names lower-cased, `timestamp` in milliseconds, and
 //! `security` = MD5 of `callId + secret + timestamp` with the documented
 //! local secret. Bot posts the fake Slack accepted can be turned back into

@@ -16,7 +16,7 @@ use kefu_bridge::lambda::Function;
 use kefu_bridge::Bridge;
 use tokio::net::TcpListener;
 
-/// The routes of SPEC §1, each to its function's handler.
+/// The routes of docs/design.md §1, each to its function's handler.
 pub async fn route(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
     match Function::for_path(&request.path) {
         Some(function) => function.handle_http(bridge, request).await,

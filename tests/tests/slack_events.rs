@@ -135,7 +135,7 @@ async fn private_channels_and_group_dms_are_forwarded_other_channel_types_are_no
     );
 }
 
-/// Each loop rule of SPEC §2 on its own: none of these reach Kefu.
+/// Each loop rule of docs/design.md §2 on its own: none of these reach Kefu.
 #[tokio::test]
 async fn the_bridges_own_messages_never_reach_kefu() {
     let app = app().await;

@@ -15,7 +15,7 @@ pub struct Credentials {
 #[derive(Debug, thiserror::Error)]
 pub enum DynamoError {
     /// Network error, timeout, throttling or a 5xx: the caller answers 5xx so
-    /// the sender retries, and sends nothing meanwhile (SPEC §2).
+    /// the sender retries, and sends nothing meanwhile (docs/design.md §2).
     #[error("DynamoDB unavailable: {0}")]
     Unavailable(String),
     /// A `ConditionExpression` did not hold; carries the item as it was when
@@ -153,7 +153,7 @@ impl DynamoClient {
     /// else is retried here (a timeout may have been applied; throttling and
     /// 5xx go back to the caller, which answers 5xx so the sender retries),
     /// and the retry is only taken when the failure was quick, so the whole
-    /// call stays inside the client's connect + request bounds (SPEC §2).
+    /// call stays inside the client's connect + request bounds (docs/design.md §2).
     pub async fn call(&self, operation: &str, input: &Value) -> Result<Value, DynamoError> {
         let body = serde_json::to_vec(input).map_err(|e| DynamoError::Rejected {
             kind: "SerializationException".into(),

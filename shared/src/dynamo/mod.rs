@@ -4,7 +4,7 @@
 //! (aws-config + aws-sdk-dynamodb + its HTTP stack) roughly triples cold build
 //! time on CI's 2 cores, adds megabytes to each binary and milliseconds to
 //! every cold start. This client reuses the one `reqwest` client the bridge
-//! already has, so its timeouts are the bridge's own (SPEC §2: connect ≈1 s,
+//! already has, so its timeouts are the bridge's own (docs/design.md §2: connect ≈1 s,
 //! read ≈2 s), and it honours the standard `AWS_ENDPOINT_URL_DYNAMODB`
 //! override and the credentials Lambda puts in the environment.
 

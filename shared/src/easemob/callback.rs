@@ -1,4 +1,4 @@
-//! Easemob message callbacks: payload model and `security` check (SPEC §3 "Callback").
+//! Easemob message callbacks: payload model and `security` check (docs/design.md §3 "Callback").
 //!
 //! Easemob POSTs every message of the app to the callback URL — the agents'
 //! replies, but also the messages the bridge itself sent as visitors — and
@@ -16,7 +16,7 @@ use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum SecurityError {
-    /// Missing or empty `security`: refused like a wrong one (SPEC §3).
+    /// Missing or empty `security`: refused like a wrong one (docs/design.md §3).
     #[error("callback has no security field")]
     Missing,
     /// Without `callId` and `timestamp` there is nothing to check against.
@@ -166,7 +166,7 @@ pub enum MessageBody {
     },
 }
 
-/// `img`, `file`, `audio` and `video` bodies (SPEC §3 "Files").
+/// `img`, `file`, `audio` and `video` bodies (docs/design.md §3 "Files").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileBody {
     pub url: String,

@@ -1,4 +1,4 @@
-//! Easemob chat files (SPEC §3 "Files"): what a visitor's image or file
+//! Easemob chat files (docs/design.md §3 "Files"): what a visitor's image or file
 //! message points at. Upload: `POST {base}/{org}/{app}/chatfiles`,
 //! multipart with the file in part `file`, header `restrict-access: true`
 //! (the answer then carries a `share-secret`); download: `GET` the file's

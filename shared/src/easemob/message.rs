@@ -1,4 +1,4 @@
-//! The visitor's text message to Kefu (SPEC §3 "Send a text as the visitor").
+//! The visitor's text message to Kefu (docs/design.md §3 "Send a text as the visitor").
 
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! Easemob IM REST and Kefu (SPEC §3).
+//! Easemob IM REST and Kefu (docs/design.md §3).
 
 pub mod callback;
 pub mod chatfiles;

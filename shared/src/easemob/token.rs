@@ -1,4 +1,4 @@
-//! The Easemob app token (SPEC §3 "Token"): long-lived, so it is fetched once
+//! The Easemob app token (docs/design.md §3 "Token"): long-lived, so it is fetched once
 //! per expiry period, kept in memory for the warm path and in DynamoDB so cold
 //! instances reuse it, and refreshed once on HTTP 401.
 

@@ -35,7 +35,7 @@ pub struct VisitorEnvelope<'a> {
     pub visitor: &'a VisitorInfo,
 }
 
-/// An uploaded image or file, as a message points at it (SPEC §3 "Files").
+/// An uploaded image or file, as a message points at it (docs/design.md §3 "Files").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileMessage {
     pub kind: FileKind,

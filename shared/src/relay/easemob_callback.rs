@@ -2,7 +2,7 @@
 //!
 //! Easemob calls this for every message of the app, including the ones the
 //! bridge itself sent as visitors. Only HTTP 200 counts as delivered, and an
-//! endpoint failing ~90 times in 30 s is banned for a while (SPEC §3), so
+//! endpoint failing ~90 times in 30 s is banned for a while (docs/design.md §3), so
 //! every genuine callback that is not for us gets 200 and a log line saying
 //! why, and so does every reply the bridge has durably accepted: one Slack
 //! did not take goes to the outbox (relay/outbox.rs) and a drain posts it

@@ -1,4 +1,4 @@
-//! Files both ways (issue "Rich conversations"; SPEC §3 "Files").
+//! Files both ways (issue "Rich conversations"; docs/design.md §3 "Files").
 //!
 //! Slack → Kefu: a shared file is downloaded with the bot token straight
 //! into the multipart body that uploads it to Easemob (`chatfiles`), and

@@ -1,7 +1,7 @@
 //! `POST /slack/interactivity`: button clicks and the comment modal →
 //! Kefu (issue "Rich conversations").
 //!
-//! Verified exactly like every Slack request (SPEC §2 "Request signing",
+//! Verified exactly like every Slack request (docs/design.md §2 "Request signing",
 //! over the raw form body; 401 and nothing else otherwise). A click answers
 //! the question it belongs to as the visitor who clicked (`team_user_channel`):
 //! a menu item as a `txt` with `ext.msgtype.choice.menuid`, a rating as the

@@ -1,4 +1,4 @@
-//! Durable delivery (issue "Nothing lost, nothing doubled, no loops"; SPEC §2
+//! Durable delivery (issue "Nothing lost, nothing doubled, no loops"; docs/design.md §2
 //! "When Easemob fails", second option: store it in the outbox at once and
 //! answer 200).
 //!
@@ -6,7 +6,7 @@
 //! the handler puts what is left of it in the outbox (store/outbox.rs),
 //! marks the claim completed and answers 200: the message is durably
 //! accepted, the sender stops retrying, and Easemob never counts a Slack
-//! outage against the callback endpoint (its ban rule, SPEC §3). A message
+//! outage against the callback endpoint (its ban rule, docs/design.md §3). A message
 //! that can never be delivered (a 4xx that retrying cannot fix, a channel
 //! the bot left, a revoked token) becomes a dead letter with the reason.
 //! While a conversation has messages waiting, new ones queue behind them,
@@ -41,7 +41,7 @@ const SEND_ALLOWANCE: Duration = Duration::from_millis(2_000);
 const LEASE_SECS: i64 = 60;
 /// A message still waiting after this long is given up (dead letter).
 pub const GIVE_UP_AFTER_SECS: i64 = 48 * 3_600;
-/// The first retry comes at most this long after a failure (SPEC §2)…
+/// The first retry comes at most this long after a failure (docs/design.md §2)…
 pub const FIRST_RETRY_MAX_SECS: i64 = 10;
 /// …then the wait doubles, up to this.
 pub const MAX_BACKOFF_SECS: i64 = 15 * 60;

@@ -1,4 +1,4 @@
-//! `POST /slack/events`: Slack Events API → Kefu (SPEC §2).
+//! `POST /slack/events`: Slack Events API → Kefu (docs/design.md §2).
 
 use std::time::{Duration, Instant};
 
@@ -512,7 +512,7 @@ async fn message_text(
 }
 
 /// In a channel, agent replies go to the thread the visitor last wrote in;
-/// a top-level message resets it (SPEC §2 `thread_ts`). Written only when it
+/// a top-level message resets it (docs/design.md §2 `thread_ts`). Written only when it
 /// differs from the conversation record just read, so the warm path stays
 /// at claim + conversation read + complete.
 async fn remember_thread(

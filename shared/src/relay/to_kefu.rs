@@ -1,5 +1,5 @@
 //! Sending to Kefu as the visitor: token, one-time registration, and the
-//! message itself, with one token refresh on 401 (SPEC §3).
+//! message itself, with one token refresh on 401 (docs/design.md §3).
 
 use std::time::{Duration, Instant};
 

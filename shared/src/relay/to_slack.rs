@@ -1,5 +1,5 @@
 //! Posting to Slack: escaping, splitting, agent identity, threads
-//! (SPEC §2 `chat.postMessage`, SPEC §3 "Callback" agent identity and Kefu extras).
+//! (docs/design.md §2 `chat.postMessage`, docs/design.md §3 "Callback" agent identity and Kefu extras).
 
 use std::time::{Duration, Instant};
 

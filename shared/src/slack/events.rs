@@ -1,4 +1,4 @@
-//! Events API payloads (SPEC §2 "Events API", "Message events").
+//! Events API payloads (docs/design.md §2 "Events API", "Message events").
 //!
 //! Envelopes and events are `#[serde(tag = "type")]` enums with a catch-all
 //! variant, so a type Slack adds tomorrow parses as `Unknown` and gets 200.

@@ -1,5 +1,5 @@
 //! Newtypes for Slack ids so a team id can't be passed where a channel id
-//! belongs. Slack ids are upper-case letters and digits (SPEC §2 "IDs").
+//! belongs. Slack ids are upper-case letters and digits (docs/design.md §2 "IDs").
 
 use std::fmt;
 

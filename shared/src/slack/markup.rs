@@ -1,4 +1,4 @@
-//! Slack's message markup, both ways (SPEC §2 "Slack markup to plain text",
+//! Slack's message markup, both ways (docs/design.md §2 "Slack markup to plain text",
 //! `chat.postMessage` escaping and splitting).
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! Slack request signing (SPEC §2 "Request signing").
+//! Slack request signing (docs/design.md §2 "Request signing").
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -1,4 +1,4 @@
-//! Slack Web API client (SPEC §2 "Web API calls"). The base URL is
+//! Slack Web API client (docs/design.md §2 "Web API calls"). The base URL is
 //! configuration so tests and the demo point it at a local fake.
 //!
 //! Read methods go as GET with query parameters and writes as POST JSON, the
@@ -105,7 +105,7 @@ pub struct AuthTest {
     pub enterprise_id: Option<String>,
 }
 
-/// The `oauth.v2.access` answer (SPEC §2 "OAuth v2 install"), for both the
+/// The `oauth.v2.access` answer (docs/design.md §2 "OAuth v2 install"), for both the
 /// code exchange and the token-rotation refresh grant. It carries no bot id:
 /// that comes from `auth.test` with the new token.
 #[derive(Debug, Clone, Deserialize)]
@@ -306,7 +306,7 @@ impl SlackClient {
         self.send(request).await
     }
 
-    /// `oauth.v2.access`, client credentials by HTTP Basic auth (SPEC §2).
+    /// `oauth.v2.access`, client credentials by HTTP Basic auth (docs/design.md §2).
     /// `form` is `code` + `redirect_uri`, or `grant_type=refresh_token` +
     /// `refresh_token`.
     pub async fn oauth_v2_access<T: DeserializeOwned>(

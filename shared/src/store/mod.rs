@@ -1,4 +1,4 @@
-//! Everything the bridge remembers, in one DynamoDB table (SPEC §1: `pk`,
+//! Everything the bridge remembers, in one DynamoDB table (docs/design.md §1: `pk`,
 //! `sk`, TTL attribute `expires_at`).
 //!
 //! | record | pk | sk |
@@ -62,7 +62,7 @@ impl Store {
         serde_json::json!({ "pk": { "S": pk }, "sk": { "S": sk } })
     }
 
-    /// Creates the table with the SPEC §1 key schema and TTL (tests, local runs).
+    /// Creates the table with the docs/design.md §1 key schema and TTL (tests, local runs).
     pub async fn create_table(&self) -> Result<(), DynamoError> {
         let result = self
             .db

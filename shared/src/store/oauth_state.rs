@@ -1,4 +1,4 @@
-//! One-time OAuth `state` records (SPEC §2 "OAuth v2 install"): written when
+//! One-time OAuth `state` records (docs/design.md §2 "OAuth v2 install"): written when
 //! the install page is shown, consumed by the callback.
 //!
 //! Consuming is a single conditional `DeleteItem` that hands back the old
@@ -16,7 +16,7 @@ use crate::clock::now_epoch_secs;
 use crate::dynamo::item::{num_attr, str_attr};
 use crate::dynamo::{DynamoError, ItemExt};
 
-/// How long an install link stays valid (SPEC §2: 10 minutes).
+/// How long an install link stays valid (docs/design.md §2: 10 minutes).
 pub const OAUTH_STATE_TTL_SECS: i64 = 600;
 
 /// How long after expiry a state record is kept so it can still be told

@@ -1,5 +1,5 @@
 //! Slack OAuth v2 install flow (issue "Install the app into any workspace";
-//! SPEC §2 "OAuth v2 install").
+//! docs/design.md §2 "OAuth v2 install").
 //!
 //! `GET /slack/install` issues a one-time `state` (stored with a 10-minute
 //! expiry and bound to the browser by a cookie) and shows an "Add to Slack"
@@ -29,7 +29,7 @@ pub const CALLBACK_PATH: &str = "/slack/oauth/callback";
 pub const AUTHORIZE_URL: &str = "https://slack.com/oauth/v2/authorize";
 pub const STATE_COOKIE: &str = "slack_oauth_state";
 
-/// Bot scopes (SPEC §2): read the conversations the app is in, post agent
+/// Bot scopes (docs/design.md §2): read the conversations the app is in, post agent
 /// replies under the agent's name and avatar, know who is writing, files.
 pub const BOT_SCOPES: &[&str] = &[
     "chat:write",
