@@ -9,12 +9,12 @@ use futures_util::future::join_all;
 use kefu_bridge::clock::now_epoch_secs;
 use kefu_bridge::relay::easemob_callback;
 use kefu_bridge::secret::Secret;
-use kefu_bridge::store::{Direction, Installation, WorkspaceKey};
+use kefu_bridge::store::{Direction, Installation, RotationLease, WorkspaceKey};
 use kefu_bridge::Bridge;
 use serde_json::{json, Value};
 
 use bridge_tests::app::{event_callback, user_message};
-use bridge_tests::callback_kit::*;
+use bridge_tests::callback_kit::{self, agent_ext, agent_message, agent_reply};
 use bridge_tests::fake_server::Fault;
 use bridge_tests::oauth_kit::*;
 use bridge_tests::rich_kit::*;
@@ -366,7 +366,7 @@ async fn reply_on(bridge: &Bridge, visitor: &str, msg_id: &str, text: &str) -> u
     let body = agent_reply(visitor, msg_id, text).to_string();
     easemob_callback::handle(
         bridge,
-        &callback_request(body.as_bytes(), "application/json"),
+        &callback_kit::callback_request(body.as_bytes(), "application/json"),
     )
     .await
     .status
@@ -409,5 +409,112 @@ async fn five_instances_meeting_one_expired_token_exchange_it_once_and_all_post_
     let installation = stored(&app).await;
     assert_eq!(installation.bot_token, Secret::new(ROTATING_2));
     assert_eq!(installation.refresh_token, Some(Secret::new(REFRESH_2)));
+    assert_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn a_crashed_holders_lease_runs_out_and_another_instance_takes_over() {
+    let app = installed_with_an_expired_token().await;
+    // An instance took the lease a minute ago and died before exchanging.
+    let now = now_epoch_secs();
+    let crashed = app
+        .bridge
+        .store
+        .take_rotation_lease(&key(), &Secret::new(REFRESH_1), now - 60, now - 55)
+        .await
+        .unwrap();
+    assert_eq!(crashed, RotationLease::Taken);
+
+    let instance = app.another_instance();
+    assert_eq!(
+        reply_on(&instance, DM_VISITOR, "m-takeover-1", "after the crash").await,
+        200
+    );
+    assert_eq!(refresh_exchanges(&app), 1);
+    assert_eq!(bearers(&app, "chat.postMessage"), [ROTATING_2]);
+    assert_eq!(posted_containing(&app, "after the crash").len(), 1);
+    assert_eq!(stored(&app).await.bot_token, Secret::new(ROTATING_2));
+    assert_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn a_lease_held_elsewhere_is_waited_for_briefly_and_never_flags_the_workspace() {
+    let app = TestApp::start().await;
+    let response = app
+        .install_via_oauth("code-1", &rotating(ROTATING_1, REFRESH_1))
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    app.slack_accepts_refresh(REFRESH_1, &rotating(ROTATING_2, REFRESH_2));
+    // Due for a refresh (100 s left) while another instance holds the lease
+    // and hangs: the token still works, so the reply goes out with it.
+    let mut installation = stored(&app).await;
+    installation.token_expires_at = Some(now_epoch_secs() + 100);
+    app.bridge
+        .store
+        .put_installation(&installation)
+        .await
+        .unwrap();
+    let now = now_epoch_secs();
+    let hung = app
+        .bridge
+        .store
+        .take_rotation_lease(&key(), &Secret::new(REFRESH_1), now, now + 60)
+        .await
+        .unwrap();
+    assert_eq!(hung, RotationLease::Taken);
+    assert_eq!(
+        reply_on(
+            &app.another_instance(),
+            DM_VISITOR,
+            "m-held-1",
+            "still valid"
+        )
+        .await,
+        200
+    );
+    assert_eq!(posted_containing(&app, "still valid").len(), 1);
+    assert_eq!(bearers(&app, "chat.postMessage"), [ROTATING_1]);
+    assert_eq!(refresh_exchanges(&app), 0, "the lease is respected");
+    assert!(!stored(&app).await.needs_reinstall);
+
+    // Past its expiry at Slack, the reply waits in the outbox: not flagged,
+    // not a dead letter.
+    app.slack.expire_token(ROTATING_1);
+    assert_eq!(
+        reply_on(
+            &app.another_instance(),
+            DM_VISITOR,
+            "m-held-2",
+            "after expiry"
+        )
+        .await,
+        200
+    );
+    assert!(posted_containing(&app, "after expiry").is_empty());
+    assert_eq!(app.waiting(Direction::ToSlack).await.len(), 1);
+    assert!(app.dead_letters().await.is_empty());
+    assert!(!stored(&app).await.needs_reinstall);
+
+    // The hung holder gives up; the next drain rotates once and delivers.
+    app.bridge
+        .store
+        .release_rotation_lease(&key(), &Secret::new(REFRESH_1))
+        .await
+        .unwrap();
+    app.make_due().await;
+    let drainer = app.another_instance();
+    let summary = kefu_bridge::relay::outbox::drain(
+        &drainer,
+        Direction::ToSlack,
+        std::time::Instant::now() + kefu_bridge::relay::outbox::DRAIN_BUDGET,
+    )
+    .await;
+    assert_eq!(summary.delivered, 1, "{summary:?}");
+    assert_eq!(refresh_exchanges(&app), 1);
+    assert_eq!(posted_containing(&app, "after expiry").len(), 1);
+    assert_eq!(
+        bearers(&app, "chat.postMessage").last().unwrap(),
+        ROTATING_2
+    );
     assert_healthy(&app).await;
 }

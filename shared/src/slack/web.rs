@@ -400,3 +400,35 @@ pub fn retry_after_fits(retry_after: Option<u64>, budget: Duration) -> Option<Du
     let wait = Duration::from_secs(retry_after.unwrap_or(1));
     (wait <= budget).then_some(wait)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_token_is_looked_up_and_only_a_dead_one_means_reinstall() {
+        let api = |code: &str| SlackApiError::Api(code.into());
+        for code in [
+            "invalid_auth",
+            "token_revoked",
+            "account_inactive",
+            "not_authed",
+        ] {
+            assert!(api(code).is_token_refused(), "{code}");
+            assert!(api(code).is_auth_failure(), "{code}");
+            assert!(!api(code).is_transient(), "{code}");
+        }
+        // Rotation replaces an expired token: retried, never a reinstall.
+        let expired = api("token_expired");
+        assert!(expired.is_token_refused());
+        assert!(!expired.is_auth_failure());
+        assert!(expired.is_transient());
+        for other in [
+            api("channel_not_found"),
+            api("ratelimited"),
+            SlackApiError::Unavailable("HTTP 503".into()),
+        ] {
+            assert!(!other.is_token_refused(), "{other}");
+        }
+    }
+}
