@@ -25,6 +25,7 @@ use crate::easemob::visitor_message::{FileKind, FileMessage};
 use crate::easemob::EasemobError;
 use crate::relay::to_slack::avatar_url;
 use crate::secret::Secret;
+use crate::slack::bot_token::BotToken;
 use crate::slack::events::SlackFile;
 use crate::slack::files::{CompleteUpload, SlackDownloadError, UploadedFileRef};
 use crate::slack::markup::escape;
@@ -141,7 +142,7 @@ where
 /// original's size when Slack gives it; `file` otherwise).
 pub async fn slack_file_to_kefu(
     bridge: &Bridge,
-    bot_token: &Secret,
+    bot_token: &BotToken<'_>,
     file: &SlackFile,
     deadline: Instant,
 ) -> Result<FileMessage, FileError> {
@@ -233,7 +234,7 @@ pub async fn slack_file_to_kefu(
 /// The conversation a visitor shared files in.
 #[derive(Debug, Clone, Copy)]
 pub struct SharedIn<'a> {
-    pub bot_token: &'a Secret,
+    pub bot_token: &'a BotToken<'a>,
     pub channel: &'a str,
     pub user: &'a str,
     pub thread_ts: Option<&'a str>,
@@ -366,7 +367,7 @@ impl AgentFileKind {
 /// Where an agent's file goes in Slack.
 #[derive(Debug, Clone, Copy)]
 pub struct SlackDestination<'a> {
-    pub bot_token: &'a Secret,
+    pub bot_token: &'a BotToken<'a>,
     pub channel: &'a str,
     pub thread_ts: Option<&'a str>,
     /// The agent's name for the file's comment.

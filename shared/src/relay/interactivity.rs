@@ -382,7 +382,7 @@ async fn open_comment_modal(
     match bridge
         .slack
         .views_open(
-            &click.installation.bot_token,
+            &bridge.bot_token(&click.installation),
             trigger_id,
             &blocks::comment_modal(&metadata),
         )
@@ -597,7 +597,7 @@ async fn show_answer(
     };
     if let Err(error) = bridge
         .slack
-        .chat_update(&click.installation.bot_token, &update)
+        .chat_update(&bridge.bot_token(&click.installation), &update)
         .await
     {
         tracing::warn!(%error, "answered_message_not_updated");
@@ -614,7 +614,7 @@ async fn tell(bridge: &Bridge, click: &Click<'_>, text: &str) {
     };
     if let Err(error) = bridge
         .slack
-        .post_ephemeral(&click.installation.bot_token, &note)
+        .post_ephemeral(&bridge.bot_token(&click.installation), &note)
         .await
     {
         tracing::warn!(%error, "ephemeral_note_failed");

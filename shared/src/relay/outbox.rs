@@ -580,7 +580,7 @@ async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant)
     };
     let sent = to_slack::send_posts(
         bridge,
-        &installation.bot_token,
+        &bridge.bot_token(&installation),
         &posts,
         start as usize,
         deadline,

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use crate::bridge::Bridge;
 use crate::easemob::callback::{MessageBody, Payload};
 use crate::relay::to_slack::AgentIdentity;
-use crate::secret::Secret;
 use crate::slack::blocks::{self, Rendered};
+use crate::slack::bot_token::BotToken;
 use crate::slack::web::{PostMessage, PostedMessage, SlackApiError};
 use crate::store::WorkspaceKey;
 use crate::visitor::VisitorId;
@@ -231,7 +231,7 @@ pub fn build_post(
 /// whom it was for (`byline`: the agent's name when written into the post).
 pub async fn post(
     bridge: &Bridge,
-    token: &Secret,
+    token: &BotToken<'_>,
     workspace: &WorkspaceKey,
     visitor: &VisitorId,
     prompt: &Prompt,

@@ -15,6 +15,7 @@ use crate::easemob::callback::{FileBody, MessageBody, Payload};
 use crate::relay::files::{self, AgentFileKind, FileError, SlackDestination};
 use crate::relay::prompts::{self, Prompt};
 use crate::relay::to_slack::{self, AgentIdentity, PostError, PostFailure};
+use crate::slack::bot_token::BotToken;
 use crate::slack::web::PostMessage;
 use crate::store::Installation;
 use crate::visitor::VisitorId;
@@ -159,6 +160,8 @@ pub async fn send(
     already: usize,
     deadline: Instant,
 ) -> Result<(), PostFailure> {
+    // One token for the whole reply: a stale one is replaced once.
+    let token = bridge.bot_token(installation);
     for (index, part) in parts.iter().enumerate().skip(already) {
         let fail = |error| PostFailure {
             posted: index,
@@ -170,14 +173,14 @@ pub async fn send(
             return Err(fail(PostError::OutOfTime));
         }
         match part {
-            ReplyPart::Post(post) => post_one(bridge, installation, post, deadline)
+            ReplyPart::Post(post) => post_one(bridge, &token, post, deadline)
                 .await
                 .map_err(fail)?,
             ReplyPart::Prompt { prompt, post } => {
                 let byline = to.agent.name.as_deref().filter(|_| !to.customize);
                 prompts::post(
                     bridge,
-                    &installation.bot_token,
+                    &token,
                     &installation.key,
                     visitor,
                     prompt,
@@ -188,8 +191,7 @@ pub async fn send(
                 .map_err(|e| fail(PostError::Slack(e)))?;
             }
             ReplyPart::File { kind, body, line } => {
-                let Err(error) = transfer(bridge, installation, to, *kind, body, deadline).await
-                else {
+                let Err(error) = transfer(bridge, &token, to, *kind, body, deadline).await else {
                     continue;
                 };
                 tracing::warn!(%error, kind = kind.noun(), "agent_file_not_uploaded");
@@ -206,7 +208,7 @@ pub async fn send(
                     .unwrap_or_else(|| line.clone()),
                     _ => line.clone(),
                 };
-                post_one(bridge, installation, &line, deadline)
+                post_one(bridge, &token, &line, deadline)
                     .await
                     .map_err(fail)?;
             }
@@ -217,33 +219,27 @@ pub async fn send(
 
 async fn post_one(
     bridge: &Bridge,
-    installation: &Installation,
+    token: &BotToken<'_>,
     post: &PostMessage,
     deadline: Instant,
 ) -> Result<(), PostError> {
-    to_slack::send_posts(
-        bridge,
-        &installation.bot_token,
-        std::slice::from_ref(post),
-        0,
-        deadline,
-    )
-    .await
-    .map_err(|failure| failure.error)
+    to_slack::send_posts(bridge, token, std::slice::from_ref(post), 0, deadline)
+        .await
+        .map_err(|failure| failure.error)
 }
 
 /// Uploads one agent file; a transient failure is retried once while the
 /// file budget allows.
 async fn transfer(
     bridge: &Bridge,
-    installation: &Installation,
+    token: &BotToken<'_>,
     to: Destination<'_>,
     kind: AgentFileKind,
     body: &FileBody,
     deadline: Instant,
 ) -> Result<(), FileError> {
     let destination = SlackDestination {
-        bot_token: &installation.bot_token,
+        bot_token: token,
         channel: to.channel,
         thread_ts: to.thread_ts,
         agent_name: to.agent.name.as_deref(),

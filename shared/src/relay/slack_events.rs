@@ -351,7 +351,7 @@ async fn handle_message(
     if !message.files.is_empty() {
         let start = deadline - BUDGET;
         let shared = files::SharedIn {
-            bot_token: &installation.bot_token,
+            bot_token: &bridge.bot_token(&installation),
             channel: channel.as_str(),
             user: user.as_str(),
             thread_ts: message.thread_ts.as_deref(),

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::bridge::Bridge;
 use crate::easemob::callback::Ext;
-use crate::secret::Secret;
+use crate::slack::bot_token::BotToken;
 use crate::slack::markup::{escape, escaped_parts, split_by_cost, SLACK_MESSAGE_MAX_CHARS};
 use crate::slack::web::{retry_after_fits, PostMessage, SlackApiError};
 
@@ -148,7 +148,7 @@ pub struct PostFailure {
 /// progress for the retry.
 pub async fn send_posts(
     bridge: &Bridge,
-    token: &Secret,
+    token: &BotToken<'_>,
     posts: &[PostMessage],
     already_posted: usize,
     deadline: Instant,
@@ -171,7 +171,7 @@ pub async fn send_posts(
 
 async fn post_once_more_if_limited(
     bridge: &Bridge,
-    token: &Secret,
+    token: &BotToken<'_>,
     post: &PostMessage,
     deadline: Instant,
 ) -> Result<(), SlackApiError> {

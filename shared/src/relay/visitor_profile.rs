@@ -34,7 +34,10 @@ pub async fn slack_user(
             let doc = match bridge.store.get_cached(&pk, &sk).await {
                 Ok(Some(doc)) => doc,
                 _ => {
-                    let fetched = bridge.slack.users_info(&installation.bot_token, user).await;
+                    let fetched = bridge
+                        .slack
+                        .users_info(&bridge.bot_token(installation), user)
+                        .await;
                     let raw = match fetched {
                         Ok(user) => user_doc(&user),
                         Err(error) => {
@@ -73,7 +76,11 @@ pub async fn slack_team(
     let sk = format!("TEAM#{team}");
     let doc = match bridge.store.get_cached(&pk, &sk).await {
         Ok(Some(doc)) => doc,
-        _ => match bridge.slack.team_info(&installation.bot_token, team).await {
+        _ => match bridge
+            .slack
+            .team_info(&bridge.bot_token(installation), team)
+            .await
+        {
             Ok(info) => {
                 let doc =
                     serde_json::json!({ "id": info.id, "name": info.name, "domain": info.domain });

@@ -58,6 +58,17 @@ pub struct Installation {
     pub needs_reinstall: bool,
 }
 
+/// Whether this instance may exchange the refresh token now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationLease {
+    Taken,
+    /// Taken from an instance whose lease ran out (it crashed or hung).
+    TakenOver,
+    /// Another instance holds it, or the pair has been rotated meanwhile:
+    /// read the installation again.
+    Held,
+}
+
 impl Installation {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
@@ -166,6 +177,71 @@ impl Store {
             )
             .await;
         condition_held(result)
+    }
+
+    /// Takes the right to exchange `refresh_token` until `until` (docs/design.md
+    /// §2 "OAuth v2 install": exactly one instance exchanges it) — unless
+    /// another instance holds that right, or the pair was rotated meanwhile.
+    /// A lease that ran out by `now` (its holder crashed) is taken over.
+    pub async fn take_rotation_lease(
+        &self,
+        key: &WorkspaceKey,
+        refresh_token: &Secret,
+        now: i64,
+        until: i64,
+    ) -> Result<RotationLease, DynamoError> {
+        let result = self
+            .db
+            .call(
+                "UpdateItem",
+                &json!({
+                    "TableName": self.table,
+                    "Key": Self::key(&key.pk(), "INSTALLATION"),
+                    "UpdateExpression": "SET rotation_lease_until = :until",
+                    "ConditionExpression": "refresh_token = :used AND (attribute_not_exists(rotation_lease_until) OR rotation_lease_until < :now)",
+                    "ExpressionAttributeValues": {
+                        ":until": num_attr(until),
+                        ":now": num_attr(now),
+                        ":used": str_attr(refresh_token.expose()),
+                    },
+                    "ReturnValues": "UPDATED_OLD",
+                }),
+            )
+            .await;
+        // A rotated pair is written whole (`replace_rotated_token`), which
+        // ends the lease: an old lease still there is one that ran out.
+        Ok(match result {
+            Ok(out) if out["Attributes"].get("rotation_lease_until").is_some() => {
+                RotationLease::TakenOver
+            }
+            Ok(_) => RotationLease::Taken,
+            Err(DynamoError::ConditionalCheckFailed(_)) => RotationLease::Held,
+            Err(error) => return Err(error),
+        })
+    }
+
+    /// Gives the lease back after an exchange that did not happen (Slack
+    /// unreachable), so the next call tries again at once.
+    pub async fn release_rotation_lease(
+        &self,
+        key: &WorkspaceKey,
+        refresh_token: &Secret,
+    ) -> Result<(), DynamoError> {
+        let result = self
+            .db
+            .call(
+                "UpdateItem",
+                &json!({
+                    "TableName": self.table,
+                    "Key": Self::key(&key.pk(), "INSTALLATION"),
+                    "UpdateExpression": "REMOVE rotation_lease_until",
+                    "ConditionExpression": "refresh_token = :used",
+                    "ExpressionAttributeValues": { ":used": str_attr(refresh_token.expose()) }
+                }),
+            )
+            .await;
+        // Rotated meanwhile: nothing to give back.
+        condition_held(result).map(|_| ())
     }
 
     /// Flags the installation for reinstall because Slack refused

@@ -27,7 +27,7 @@ mod outbox;
 mod workspace;
 
 pub use claims::{Claim, ClaimKey};
-pub use installation::{Installation, WorkspaceKey};
+pub use installation::{Installation, RotationLease, WorkspaceKey};
 pub use oauth_state::{ConsumedState, OAuthState, OAUTH_STATE_TTL_SECS};
 pub use outbox::{
     Conversation, DeadLetter, Direction, Lane, NewOutboxItem, OutboxItem, WaitingConversation,

@@ -20,6 +20,7 @@ use crate::clock::{now_epoch_secs, random_bytes};
 use crate::config::Config;
 use crate::dynamo::DynamoError;
 use crate::http_types::{HttpRequest, HttpResponse};
+use crate::slack::bot_token::BotToken;
 use crate::slack::web::{OAuthV2Access, SlackApiError};
 use crate::store::{ConsumedState, Installation, WorkspaceKey, OAUTH_STATE_TTL_SECS};
 
@@ -181,7 +182,7 @@ async fn callback(bridge: &Bridge, request: &HttpRequest) -> Result<Done, Instal
     // oauth.v2.access does not say which bot it is; auth.test does.
     let who = bridge
         .slack
-        .auth_test(&installation.bot_token)
+        .auth_test(&BotToken::fixed(installation.bot_token.clone()))
         .await
         .map_err(InstallError::BotNotConfirmed)?;
     installation.bot_id =
