@@ -250,13 +250,25 @@ fn needs_refresh(installation: &Installation, now: i64) -> bool {
 
 /// The one HTTP client: rustls, bounded connect and request time.
 pub fn http_client() -> reqwest::Client {
+    client_builder().build().expect("TLS backend initialises")
+}
+
+/// The client for files a payload names (docs/design.md §3 "Files"): as
+/// [`http_client`], but it follows no redirect, so a request goes exactly
+/// where the checked URL says and nowhere a server sends it next.
+pub fn no_redirect_http_client() -> reqwest::Client {
+    client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("TLS backend initialises")
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
         .pool_idle_timeout(Duration::from_secs(50))
         .user_agent(concat!("slack-kefu-bridge/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("TLS backend initialises")
 }
 
 /// A map whose entries are trusted for a caller-given time.

@@ -151,7 +151,9 @@ async fn another_host_name_for_the_same_port_gets_no_request() {
 #[tokio::test]
 async fn urls_on_the_right_origin_but_not_this_apps_chat_files_get_no_request() {
     let app = app().await;
-    let (genuine, secret) = app.easemob.add_file("photo.png", "image/png", png_bytes(10));
+    let (genuine, secret) = app
+        .easemob
+        .add_file("photo.png", "image/png", png_bytes(10));
     let base = app.easemob.base_url();
     let uuid = genuine.rsplit('/').next().unwrap();
     let app_url = format!("{base}/{LOCAL_EASEMOB_ORG}/{LOCAL_EASEMOB_APP}");
@@ -266,7 +268,8 @@ impl HugeErrorOrigin {
                     if stream.write_all(head.as_bytes()).await.is_ok() {
                         let chunk = vec![b'a'; 64 * 1024];
                         while sent < HUGE_ERROR_BODY {
-                            let piece = &chunk[..chunk.len().min((HUGE_ERROR_BODY - sent) as usize)];
+                            let piece =
+                                &chunk[..chunk.len().min((HUGE_ERROR_BODY - sent) as usize)];
                             if stream.write_all(piece).await.is_err() {
                                 break;
                             }
@@ -380,7 +383,9 @@ async fn twenty_unknown_mentions_make_a_few_lookups_and_the_message_goes_once() 
             .join(" ")
     );
     let event = user_message("D0ADA", "im", "U0ADA", &text, "1.0001");
-    let response = app.slack_event(&event_callback(TEAM, "EvGhosts1", event)).await;
+    let response = app
+        .slack_event(&event_callback(TEAM, "EvGhosts1", event))
+        .await;
     assert_eq!(response.status, 200, "{response:?}");
     let lookups = users_info_calls_for(&app, "U0GHOST");
     assert!(
@@ -435,7 +440,9 @@ async fn a_slow_users_info_does_not_spend_the_messages_time() {
     let long = "word ".repeat(1_600);
     let text = format!("<@U0SLOW1> <@U0SLOW2> <@U0SLOW3> {long}");
     let event = user_message("D0ADA", "im", "U0ADA", &text, "3.0002");
-    let response = app.slack_event(&event_callback(TEAM, "EvSlow1", event)).await;
+    let response = app
+        .slack_event(&event_callback(TEAM, "EvSlow1", event))
+        .await;
     assert_eq!(response.status, 200, "{response:?}");
     assert!(
         app.waiting(Direction::ToKefu).await.is_empty(),
@@ -447,7 +454,8 @@ async fn a_slow_users_info_does_not_spend_the_messages_time() {
     // Timed out lookups are not retried by the next message either.
     let before = users_info_calls_for(&app, "U0SLOW");
     let again = user_message("D0ADA", "im", "U0ADA", "<@U0SLOW1> again", "3.0003");
-    app.slack_event(&event_callback(TEAM, "EvSlow2", again)).await;
+    app.slack_event(&event_callback(TEAM, "EvSlow2", again))
+        .await;
     assert_eq!(users_info_calls_for(&app, "U0SLOW"), before);
     assert_eq!(app.easemob.texts().last().unwrap(), "@U0SLOW1 again");
 }
