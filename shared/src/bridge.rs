@@ -51,6 +51,9 @@ pub struct Bridge {
 pub(crate) struct Memo {
     /// Slack profile documents by `(workspace, user)` and team documents by team.
     pub users: TtlCache<(String, String), serde_json::Value>,
+    /// Mentioned `(workspace, user)` ids Slack did not resolve (unknown, or
+    /// no answer in time): shown as ids for a while, not asked about again.
+    pub unknown_users: TtlCache<(String, String), ()>,
     pub teams: TtlCache<String, serde_json::Value>,
     /// Visitor ids known to be registered in Easemob.
     pub registered_visitors: TtlCache<String, ()>,

@@ -25,7 +25,7 @@ use bridge_tests::signing::*;
 use bridge_tests::{Reply, TestApp};
 use kefu_bridge::easemob::EasemobClient;
 use kefu_bridge::relay;
-const MAX_LOOKUPS_PER_MESSAGE: usize = 3; // TEMP before the fix
+use kefu_bridge::relay::visitor_profile::MAX_LOOKUPS_PER_MESSAGE;
 use kefu_bridge::secret::Secret;
 use kefu_bridge::store::Direction;
 use serde_json::{json, Value};
