@@ -27,8 +27,9 @@ use crate::bridge::Bridge;
 use crate::clock::{now_epoch_millis, now_epoch_secs, random_bytes};
 use crate::dynamo::DynamoError;
 use crate::easemob::EasemobError;
+use crate::relay::to_slack::OutgoingPost;
 use crate::relay::{to_kefu, to_slack};
-use crate::slack::web::{PostMessage, SlackApiError};
+use crate::slack::web::SlackApiError;
 use crate::store::{ClaimKey, Direction, NewOutboxItem, OutboxItem, MAX_PAYLOAD_BYTES};
 use crate::visitor::VisitorId;
 
@@ -569,7 +570,8 @@ async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant)
     if installation.needs_reinstall {
         return permanent("workspace needs reinstall: its bot token was refused".into());
     }
-    let posts: Vec<PostMessage> = match item
+    // A question's record comes with its post: `send_posts` stores it.
+    let posts: Vec<OutgoingPost> = match item
         .parts
         .iter()
         .map(|part| serde_json::from_str(part))
@@ -578,14 +580,7 @@ async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant)
         Ok(posts) => posts,
         Err(error) => return permanent(format!("unreadable chat.postMessage payload: {error}")),
     };
-    let sent = to_slack::send_posts(
-        bridge,
-        &installation.bot_token,
-        &posts,
-        start as usize,
-        deadline,
-    )
-    .await;
+    let sent = to_slack::send_posts(bridge, &installation, &posts, start as usize, deadline).await;
     match sent {
         Ok(()) => Delivery::Delivered,
         Err(to_slack::PostFailure { posted, error }) => {
