@@ -3,7 +3,7 @@
 //! keeps IM users (case-insensitive, stored lower-case like Easemob), takes
 //! messages up to 5,120 bytes, keeps chat files (multipart upload with
 //! `restrict-access`, download with the token and `share-secret`, 10 MB
-//! at most), and records everything.
+//! at most; or a redirect elsewhere when told), and records everything.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -581,13 +581,26 @@ async fn answer_once(
         release().await;
         return Delivery::Failed("kefu_unavailable");
     }
-    let user = visitor_profile::slack_user(bridge, &click.installation, click.user.as_str()).await;
     let team_id = click
         .installation
         .team_id
         .clone()
         .unwrap_or_else(|| workspace.id().to_string());
-    let team = visitor_profile::slack_team(bridge, &click.installation, &team_id).await;
+    // Within a slice of Slack's 3 s, as for messages (docs/design.md §2
+    // "Slack markup to plain text").
+    let lookups_until = visitor_profile::lookups_deadline(deadline);
+    let (user, team) = tokio::join!(
+        visitor_profile::by(
+            lookups_until,
+            "visitor",
+            visitor_profile::slack_user(bridge, &click.installation, click.user.as_str()),
+        ),
+        visitor_profile::by(
+            lookups_until,
+            "team",
+            visitor_profile::slack_team(bridge, &click.installation, &team_id),
+        ),
+    );
     let visitor_info = visitor_profile::visitor_info(
         &click.visitor,
         user.as_ref(),
