@@ -62,6 +62,9 @@ pub struct Bridge {
 pub(crate) struct Memo {
     /// Slack profile documents by `(workspace, user)` and team documents by team.
     pub users: TtlCache<(String, String), serde_json::Value>,
+    /// Mentioned `(workspace, user)` ids Slack did not resolve (unknown, or
+    /// no answer in time): shown as ids for a while, not asked about again.
+    pub unknown_users: TtlCache<(String, String), ()>,
     pub teams: TtlCache<String, serde_json::Value>,
     /// Visitor ids known to be registered in Easemob.
     pub registered_visitors: TtlCache<String, ()>,
@@ -370,13 +373,25 @@ fn needs_refresh(installation: &Installation, now: i64) -> bool {
 
 /// The one HTTP client: rustls, bounded connect and request time.
 pub fn http_client() -> reqwest::Client {
+    client_builder().build().expect("TLS backend initialises")
+}
+
+/// The client for files a payload names (docs/design.md §3 "Files"): as
+/// [`http_client`], but it follows no redirect, so a request goes exactly
+/// where the checked URL says and nowhere a server sends it next.
+pub fn no_redirect_http_client() -> reqwest::Client {
+    client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("TLS backend initialises")
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
         .pool_idle_timeout(Duration::from_secs(50))
         .user_agent(concat!("slack-kefu-bridge/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("TLS backend initialises")
 }
 
 /// A map whose entries are trusted for a caller-given time.

@@ -25,8 +25,10 @@ use crate::easemob::callback::{verify_security, Callback, MessageBody};
 use crate::http_types::{HttpRequest, HttpResponse};
 use crate::relay::outbox::{self, Failure};
 use crate::relay::reply_parts::{self, ReplyPart};
-use crate::relay::to_slack::{AgentIdentity, PostError, PostFailure, CUSTOMIZE_SCOPE};
-use crate::slack::web::{PostMessage, SlackApiError};
+use crate::relay::to_slack::{
+    AgentIdentity, OutgoingPost, PostError, PostFailure, CUSTOMIZE_SCOPE,
+};
+use crate::slack::web::SlackApiError;
 use crate::store::{Claim, ClaimKey, Direction, Installation, NewOutboxItem, WorkspaceKey};
 use crate::visitor::VisitorId;
 
@@ -233,8 +235,8 @@ async fn deliver(
         channel: visitor.channel().as_str(),
         thread_ts: thread,
     };
-    let parts = reply_parts::plan(&callback.payload, to);
-    let posts: Vec<PostMessage> = parts.iter().map(ReplyPart::as_post).collect();
+    let parts = reply_parts::plan(&callback.payload, visitor, to);
+    let posts: Vec<OutgoingPost> = parts.iter().map(ReplyPart::as_outgoing).collect();
     let later = Later {
         claim_key: &claim_key,
         msg_id: callback.msg_id.trim(),
@@ -248,16 +250,7 @@ async fn deliver(
             .await;
     }
     let deadline = reply_parts::deadline_for(&parts, deadline - BUDGET, deadline);
-    let sent = reply_parts::send(
-        bridge,
-        installation,
-        visitor,
-        to,
-        &parts,
-        parts_done,
-        deadline,
-    )
-    .await;
+    let sent = reply_parts::send(bridge, installation, to, &parts, parts_done, deadline).await;
     match sent {
         Ok(()) => {
             complete(bridge, &claim_key, posts.len()).await;
@@ -318,7 +311,7 @@ struct Later<'a> {
     msg_id: &'a str,
     workspace: &'a WorkspaceKey,
     visitor: &'a str,
-    posts: &'a [PostMessage],
+    posts: &'a [OutgoingPost],
 }
 
 impl Later<'_> {

@@ -390,6 +390,18 @@ pub async fn kefu_file_to_slack(
     let Some(url) = avatar_url(&file.url) else {
         return Err(FileError::Permanent("no download URL".into()));
     };
+    // Only this app's own chat files are fetched (docs/design.md §3
+    // "Files"): anything else gets no request, no token, no share-secret.
+    let url = match bridge.easemob.chatfile_url(&url) {
+        Ok(url) => url,
+        Err(refused) => {
+            let host = url::Url::parse(&url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string));
+            tracing::warn!(reason = %refused, host, "agent_file_url_refused");
+            return Err(FileError::Permanent(format!("the file's URL {refused}")));
+        }
+    };
     let bytes: Vec<u8> = with_easemob_token(bridge, |token| {
         let url = url.clone();
         async move {
@@ -410,13 +422,20 @@ pub async fn kefu_file_to_slack(
                 .await
             {
                 Ok(_) => Ok(Ok(bytes)),
-                Err(DownloadError::TooLarge { at_least }) => Ok(Err(at_least)),
+                Err(DownloadError::TooLarge { at_least }) => {
+                    Ok(Err(FileError::TooLarge { size: at_least }))
+                }
+                Err(DownloadError::Redirected { status }) => {
+                    tracing::warn!(status, "agent_file_redirect_not_followed");
+                    Ok(Err(FileError::Permanent(format!(
+                        "Easemob answered HTTP {status}, a redirect, which is not followed"
+                    ))))
+                }
                 Err(DownloadError::Easemob(error)) => Err(error),
             }
         }
     })
-    .await?
-    .map_err(|size| FileError::TooLarge { size })?;
+    .await??;
     let filename = match file.filename.trim() {
         "" => kind.default_name().to_string(),
         name => name.to_string(),

@@ -27,8 +27,9 @@ use crate::bridge::Bridge;
 use crate::clock::{now_epoch_millis, now_epoch_secs, random_bytes};
 use crate::dynamo::DynamoError;
 use crate::easemob::EasemobError;
+use crate::relay::to_slack::OutgoingPost;
 use crate::relay::{to_kefu, to_slack};
-use crate::slack::web::{PostMessage, SlackApiError};
+use crate::slack::web::SlackApiError;
 use crate::store::{ClaimKey, Direction, NewOutboxItem, OutboxItem, MAX_PAYLOAD_BYTES};
 use crate::visitor::VisitorId;
 
@@ -569,7 +570,8 @@ async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant)
     if installation.needs_reinstall {
         return permanent("workspace needs reinstall: its bot token was refused".into());
     }
-    let posts: Vec<PostMessage> = match item
+    // A question's record comes with its post: `send_posts` stores it.
+    let posts: Vec<OutgoingPost> = match item
         .parts
         .iter()
         .map(|part| serde_json::from_str(part))
@@ -580,6 +582,7 @@ async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant)
     };
     let sent = to_slack::send_posts(
         bridge,
+        &installation,
         &bridge.bot_token(&installation),
         &posts,
         start as usize,

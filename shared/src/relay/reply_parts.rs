@@ -2,19 +2,21 @@
 //! text posts, then a question with buttons (menu, rating, transfer hint),
 //! then the agent's files, uploaded into the conversation.
 //!
-//! Every step has a plain `chat.postMessage` form ([`ReplyPart::as_post`]):
-//! the question's post with its blocks, a file's "📎 Agent sent …" line.
-//! That is what the outbox keeps when Slack does not take a step now, so a
-//! reply handed over there keeps its place and order; only a file uploaded
-//! late becomes its line (the drain posts messages, it does not move files).
+//! Every step has a `chat.postMessage` form ([`ReplyPart::as_outgoing`]):
+//! the question's post with its blocks and its record, a file's "📎 Agent
+//! sent …" line. That is what the outbox keeps when Slack does not take a
+//! step now, so a reply handed over there keeps its place and order, and a
+//! question posted by the drain is remembered like one posted now; only a
+//! file uploaded late becomes its line (the drain posts messages, it does
+//! not move files).
 
 use std::time::{Duration, Instant};
 
 use crate::bridge::Bridge;
 use crate::easemob::callback::{FileBody, MessageBody, Payload};
 use crate::relay::files::{self, AgentFileKind, FileError, SlackDestination};
-use crate::relay::prompts::{self, Prompt};
-use crate::relay::to_slack::{self, AgentIdentity, PostError, PostFailure};
+use crate::relay::prompts::{self, PostedPrompt, Prompt};
+use crate::relay::to_slack::{self, AgentIdentity, OutgoingPost, PostError, PostFailure};
 use crate::slack::bot_token::BotToken;
 use crate::slack::web::PostMessage;
 use crate::store::Installation;
@@ -28,9 +30,10 @@ const STEP_ALLOWANCE: Duration = Duration::from_millis(400);
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReplyPart {
     Post(PostMessage),
-    /// A question: its post carries the blocks.
+    /// A question: its post carries the blocks; `question` is the record
+    /// stored under it once posted.
     Prompt {
-        prompt: Prompt,
+        question: PostedPrompt,
         post: PostMessage,
     },
     /// An agent's file; `line` is what the user reads if it is not shown.
@@ -42,11 +45,15 @@ pub enum ReplyPart {
 }
 
 impl ReplyPart {
-    /// The step as a plain post, for the outbox.
-    pub fn as_post(&self) -> PostMessage {
+    /// The step as one `chat.postMessage` (what the outbox keeps).
+    pub fn as_outgoing(&self) -> OutgoingPost {
         match self {
-            ReplyPart::Post(post) | ReplyPart::Prompt { post, .. } => post.clone(),
-            ReplyPart::File { line, .. } => line.clone(),
+            ReplyPart::Post(post) => OutgoingPost::plain(post.clone()),
+            ReplyPart::Prompt { question, post } => OutgoingPost {
+                message: post.clone(),
+                question: Some(question.clone()),
+            },
+            ReplyPart::File { line, .. } => OutgoingPost::plain(line.clone()),
         }
     }
 
@@ -111,9 +118,9 @@ pub fn has_content(payload: &Payload) -> bool {
         || payload.bodies.iter().any(|body| file_kind(body).is_some())
 }
 
-/// The steps for one Kefu message, in order. Empty when there is nothing
-/// to show (control messages such as `KF-ACK`).
-pub fn plan(payload: &Payload, to: Destination<'_>) -> Vec<ReplyPart> {
+/// The steps for one Kefu message to `visitor`, in order. Empty when
+/// there is nothing to show (control messages such as `KF-ACK`).
+pub fn plan(payload: &Payload, visitor: &VisitorId, to: Destination<'_>) -> Vec<ReplyPart> {
     let prompt = prompts::prompt_of(payload);
     let text = text_lines(payload, prompt.as_ref()).join("\n");
     let posts =
@@ -121,7 +128,8 @@ pub fn plan(payload: &Payload, to: Destination<'_>) -> Vec<ReplyPart> {
     let mut parts: Vec<ReplyPart> = posts(&text).into_iter().map(ReplyPart::Post).collect();
     if let Some(prompt) = prompt {
         let post = prompts::build_post(&prompt, to.agent, to.customize, to.channel, to.thread_ts);
-        parts.push(ReplyPart::Prompt { prompt, post });
+        let question = prompts::record(&prompt, visitor, to.agent, to.customize);
+        parts.push(ReplyPart::Prompt { question, post });
     }
     for (kind, body) in payload.bodies.iter().filter_map(file_kind) {
         let line = files::kefu_file_line(kind, body, &FileError::Permanent(String::new()));
@@ -154,7 +162,6 @@ pub fn deadline_for(parts: &[ReplyPart], start: Instant, deadline: Instant) -> I
 pub async fn send(
     bridge: &Bridge,
     installation: &Installation,
-    visitor: &VisitorId,
     to: Destination<'_>,
     parts: &[ReplyPart],
     already: usize,
@@ -173,22 +180,10 @@ pub async fn send(
             return Err(fail(PostError::OutOfTime));
         }
         match part {
-            ReplyPart::Post(post) => post_one(bridge, &token, post, deadline)
-                .await
-                .map_err(fail)?,
-            ReplyPart::Prompt { prompt, post } => {
-                let byline = to.agent.name.as_deref().filter(|_| !to.customize);
-                prompts::post(
-                    bridge,
-                    &token,
-                    &installation.key,
-                    visitor,
-                    prompt,
-                    post,
-                    byline,
-                )
-                .await
-                .map_err(|e| fail(PostError::Slack(e)))?;
+            ReplyPart::Post(_) | ReplyPart::Prompt { .. } => {
+                post_one(bridge, installation, &token, &part.as_outgoing(), deadline)
+                    .await
+                    .map_err(fail)?
             }
             ReplyPart::File { kind, body, line } => {
                 let Err(error) = transfer(bridge, &token, to, *kind, body, deadline).await else {
@@ -208,7 +203,7 @@ pub async fn send(
                     .unwrap_or_else(|| line.clone()),
                     _ => line.clone(),
                 };
-                post_one(bridge, &token, &line, deadline)
+                post_one(bridge, installation, &token, &OutgoingPost::plain(line), deadline)
                     .await
                     .map_err(fail)?;
             }
@@ -219,13 +214,21 @@ pub async fn send(
 
 async fn post_one(
     bridge: &Bridge,
+    installation: &Installation,
     token: &BotToken<'_>,
-    post: &PostMessage,
+    post: &OutgoingPost,
     deadline: Instant,
 ) -> Result<(), PostError> {
-    to_slack::send_posts(bridge, token, std::slice::from_ref(post), 0, deadline)
-        .await
-        .map_err(|failure| failure.error)
+    to_slack::send_posts(
+        bridge,
+        installation,
+        token,
+        std::slice::from_ref(post),
+        0,
+        deadline,
+    )
+    .await
+    .map_err(|failure| failure.error)
 }
 
 /// Uploads one agent file; a transient failure is retried once while the
@@ -278,10 +281,15 @@ mod tests {
         }
     }
 
+    fn visitor() -> VisitorId {
+        VisitorId::decode("t1_u1_d1").unwrap()
+    }
+
     fn plan_for(value: serde_json::Value) -> Vec<ReplyPart> {
         let agent = alice();
         plan(
             &payload(value),
+            &visitor(),
             Destination {
                 agent: &agent,
                 customize: false,
@@ -301,7 +309,7 @@ mod tests {
             { "type": "sticker" },
             { "type": "audio", "filename": "" }
         ] }));
-        let posts: Vec<String> = parts.iter().map(|p| p.as_post().text).collect();
+        let posts: Vec<String> = parts.iter().map(|p| p.as_outgoing().message.text).collect();
         assert_eq!(
             posts,
             [
@@ -327,11 +335,30 @@ mod tests {
                 "items": [{ "id": "1", "name": "Orders" }, { "id": "2", "name": "Refunds" }] } } }
         }));
         assert_eq!(parts.len(), 1);
-        let ReplyPart::Prompt { post, .. } = &parts[0] else {
+        let ReplyPart::Prompt { post, question } = &parts[0] else {
             panic!("not a question: {parts:?}")
         };
         assert_eq!(post.text, "*Alice:* How can we help?\n• Orders\n• Refunds");
         assert!(post.blocks.is_some());
+        assert_eq!(question.visitor, "T1_U1_D1");
+        assert_eq!(question.byline.as_deref(), Some("Alice"));
+    }
+
+    #[test]
+    fn a_question_keeps_its_record_through_the_outbox_and_old_records_read_as_posts() {
+        let parts = plan_for(json!({
+            "ext": { "msgtype": { "choice": { "title": "Pick",
+                "items": [{ "id": 7, "name": "Orders" }] } } }
+        }));
+        let outgoing = parts[0].as_outgoing();
+        let kept = serde_json::to_string(&outgoing).unwrap();
+        let back: OutgoingPost = serde_json::from_str(&kept).unwrap();
+        assert_eq!(back, outgoing);
+        assert!(back.question.is_some());
+        // What a drain finds in a record queued before questions carried theirs.
+        let old = serde_json::to_string(&outgoing.message).unwrap();
+        let back: OutgoingPost = serde_json::from_str(&old).unwrap();
+        assert_eq!(back, OutgoingPost::plain(outgoing.message));
     }
 
     #[test]
@@ -342,7 +369,8 @@ mod tests {
         }));
         assert_eq!(parts.len(), 1);
         assert!(parts[0]
-            .as_post()
+            .as_outgoing()
+            .message
             .text
             .starts_with("*Alice:* Please rate me"));
     }

@@ -296,7 +296,23 @@ async fn handle_message(
         Err(error) => return Report::retry_later("store_unavailable", error.to_string()),
     };
 
-    let text = message_text(bridge, &installation, message).await;
+    // The message's lookups, at once and within a slice of its time:
+    // mentions, the visitor's profile, the team (docs/design.md §2 "Slack
+    // markup to plain text").
+    let lookups_until = visitor_profile::lookups_deadline(deadline);
+    let (text, user_profile, team_profile) = tokio::join!(
+        message_text(bridge, &installation, message, lookups_until),
+        visitor_profile::by(
+            lookups_until,
+            "visitor",
+            visitor_profile::slack_user(bridge, &installation, user.as_str()),
+        ),
+        visitor_profile::by(
+            lookups_until,
+            "team",
+            visitor_profile::slack_team(bridge, &installation, &callback.team_id),
+        ),
+    );
     if text.trim().is_empty() && message.files.is_empty() {
         let _ = bridge.store.complete_claim(&claim_key, 0).await;
         return Report::done("empty_message");
@@ -324,8 +340,6 @@ async fn handle_message(
     )
     .await;
 
-    let user_profile = visitor_profile::slack_user(bridge, &installation, user.as_str()).await;
-    let team_profile = visitor_profile::slack_team(bridge, &installation, &callback.team_id).await;
     let visitor_info = visitor_profile::visitor_info(
         &visitor,
         user_profile.as_ref(),
@@ -501,13 +515,15 @@ async fn message_text(
     bridge: &Bridge,
     installation: &Installation,
     message: &MessageEvent,
+    lookups_until: Instant,
 ) -> String {
     let raw = message.text.as_deref().unwrap_or("");
     // Only well-formed user ids are looked up (each is a users.info call
     // and a cache key).
     let mut mentioned = mentioned_users(raw);
     mentioned.retain(|user| UserId::parse(user).is_some());
-    let names = visitor_profile::mention_names(bridge, installation, &mentioned).await;
+    let names =
+        visitor_profile::mention_names(bridge, installation, &mentioned, lookups_until).await;
     to_plain_text(raw, &names)
 }
 

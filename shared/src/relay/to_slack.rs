@@ -3,11 +3,15 @@
 
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::bridge::Bridge;
 use crate::easemob::callback::Ext;
+use crate::relay::prompts::{self, PostedPrompt};
 use crate::slack::bot_token::BotToken;
 use crate::slack::markup::{escape, escaped_parts, split_by_cost, SLACK_MESSAGE_MAX_CHARS};
 use crate::slack::web::{retry_after_fits, PostMessage, SlackApiError};
+use crate::store::Installation;
 
 /// The scope that lets a post carry `username` and `icon_url`.
 pub const CUSTOMIZE_SCOPE: &str = "chat:write.customize";
@@ -127,6 +131,28 @@ fn split_for_slack(text: &str, first_limit: usize, limit: usize) -> Vec<String> 
     parts
 }
 
+/// One `chat.postMessage` of a reply, as it is sent now or kept in the
+/// outbox (JSON: the post's fields, plus `question` for a question). A
+/// question carries the record stored under the posted message, so it is
+/// remembered whichever path posts it. Outbox records written before
+/// questions carried theirs read as plain posts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingPost {
+    #[serde(flatten)]
+    pub message: PostMessage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<PostedPrompt>,
+}
+
+impl OutgoingPost {
+    pub fn plain(message: PostMessage) -> Self {
+        Self {
+            message,
+            question: None,
+        }
+    }
+}
+
 /// Why posting stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PostError {
@@ -148,8 +174,9 @@ pub struct PostFailure {
 /// progress for the retry.
 pub async fn send_posts(
     bridge: &Bridge,
+    installation: &Installation,
     token: &BotToken<'_>,
-    posts: &[PostMessage],
+    posts: &[OutgoingPost],
     already_posted: usize,
     deadline: Instant,
 ) -> Result<(), PostFailure> {
@@ -162,7 +189,7 @@ pub async fn send_posts(
         if index > already_posted && remaining(deadline) < POST_ALLOWANCE {
             return Err(fail(PostError::OutOfTime));
         }
-        post_once_more_if_limited(bridge, token, post, deadline)
+        post_once_more_if_limited(bridge, installation, token, post, deadline)
             .await
             .map_err(|e| fail(PostError::Slack(e)))?;
     }
@@ -171,21 +198,38 @@ pub async fn send_posts(
 
 async fn post_once_more_if_limited(
     bridge: &Bridge,
+    installation: &Installation,
     token: &BotToken<'_>,
-    post: &PostMessage,
+    post: &OutgoingPost,
     deadline: Instant,
 ) -> Result<(), SlackApiError> {
-    match bridge.slack.post_message(token, post).await {
+    match post_one(bridge, installation, token, post).await {
         Err(SlackApiError::RateLimited { retry_after }) => {
             let budget = remaining(deadline).saturating_sub(POST_ALLOWANCE);
             let Some(wait) = retry_after_fits(retry_after, budget) else {
                 return Err(SlackApiError::RateLimited { retry_after });
             };
             tokio::time::sleep(wait).await;
-            bridge.slack.post_message(token, post).await.map(|_| ())
+            post_one(bridge, installation, token, post).await
         }
-        other => other.map(|_| ()),
+        other => other,
     }
+}
+
+/// A question goes through [`prompts::post`], which stores its record.
+async fn post_one(
+    bridge: &Bridge,
+    installation: &Installation,
+    token: &BotToken<'_>,
+    post: &OutgoingPost,
+) -> Result<(), SlackApiError> {
+    match &post.question {
+        Some(record) => {
+            prompts::post(bridge, token, &installation.key, record, &post.message).await
+        }
+        None => bridge.slack.post_message(token, &post.message).await,
+    }
+    .map(|_| ())
 }
 
 fn remaining(deadline: Instant) -> Duration {
