@@ -29,6 +29,8 @@ pub struct Config {
     pub easemob_api_base_url: String,
     pub easemob_org: String,
     pub easemob_app: String,
+    /// `{org}#{app}`: the App Key every genuine callback's `callId` starts with.
+    pub easemob_app_key: String,
     pub easemob_client_id: String,
     pub easemob_client_secret: Secret,
     pub easemob_im_service_number: String,
@@ -88,6 +90,7 @@ impl Config {
             slack_api_base_url: base_url("SLACK_API_BASE_URL", DEFAULT_SLACK_API_BASE_URL)?,
             slack_redirect_uri: optional("SLACK_REDIRECT_URI"),
             easemob_api_base_url: base_url("EASEMOB_API_BASE_URL", DEFAULT_EASEMOB_API_BASE_URL)?,
+            easemob_app_key: format!("{easemob_org}#{easemob_app}"),
             easemob_org,
             easemob_app,
             easemob_client_id,

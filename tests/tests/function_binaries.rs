@@ -227,7 +227,7 @@ async fn easemob_callback_binary_posts_the_agent_reply_and_skips_the_echo() {
         &mut forged,
         LOCAL_SLACK_SIGNING_SECRET,
         "not-the-callback-secret",
-        0,
+        kefu_bridge::clock::now_epoch_secs(),
     );
     assert_eq!(status(&response(&process, forged).await), 401);
     assert_eq!(app.slack.posts().len(), 1);
