@@ -32,6 +32,10 @@ pub enum SecurityError {
     Unverifiable,
     #[error("callback security does not match")]
     Mismatch,
+    /// This function was given no callback secret (it serves no
+    /// callbacks): nothing verifies, rather than an empty key.
+    #[error("no callback secret is configured for this function")]
+    NoSecret,
     /// `callId` is not `<App Key>_<msg_id>` of this app and this message: a
     /// captured signature reused for another message (or another app's).
     #[error("callId is not <App Key>_<msg_id> of this app and message")]
@@ -46,9 +50,10 @@ impl SecurityError {
     /// The outcome in the handler's log line.
     pub fn outcome(&self) -> &'static str {
         match self {
-            SecurityError::Missing | SecurityError::Unverifiable | SecurityError::Mismatch => {
-                "security_rejected"
-            }
+            SecurityError::Missing
+            | SecurityError::Unverifiable
+            | SecurityError::Mismatch
+            | SecurityError::NoSecret => "security_rejected",
             SecurityError::CallIdMismatch => "call_id_not_for_this_message",
             SecurityError::TooOld => "callback_too_old",
             SecurityError::FromTheFuture => "callback_from_the_future",
@@ -123,6 +128,9 @@ pub fn security(call_id: &str, secret: &str, timestamp: &str) -> String {
 /// request is refused (401) whatever else is wrong with it, and so the
 /// timestamp is hashed exactly as it arrived (number or string).
 pub fn verify_security(document: &Value, secret: &Secret) -> Result<(), SecurityError> {
+    if secret.expose().is_empty() {
+        return Err(SecurityError::NoSecret);
+    }
     let given = document
         .get("security")
         .and_then(Value::as_str)
@@ -619,6 +627,16 @@ mod tests {
                 "{text} at {now}"
             );
         }
+    }
+
+    #[test]
+    fn an_empty_callback_secret_verifies_nothing() {
+        let call_id = "easemob-demo#chatdemoui_1094483487342741948";
+        let doc = document(json!(NOW), json!(security(call_id, "", &NOW.to_string())));
+        assert_eq!(
+            verify_callback(&doc, &Secret::new(""), APP_KEY, NOW),
+            Err(SecurityError::NoSecret)
+        );
     }
 
     #[test]

@@ -179,6 +179,15 @@ async fn handle_callback(bridge: &Bridge, callback: &Callback, deadline: Instant
                 .with_detail(format!("to={}: {error}", callback.to))
         }
     };
+    // An agent reply for a workspace this deployment does not serve is not
+    // posted; 200, since Easemob would only send it again.
+    if !bridge
+        .config
+        .allowed_workspaces
+        .allows([Some(visitor.workspace())])
+    {
+        return Report::done("workspace_not_allowed").for_visitor(&visitor);
+    }
     let workspace = WorkspaceKey::from_id(visitor.workspace());
     let installation = match bridge.installation(&workspace).await {
         Ok(Some(installation)) => installation,

@@ -173,6 +173,17 @@ async fn handle_callback(bridge: &Bridge, callback: &EventCallback, deadline: In
             }
         }
     };
+    // Uninstall events still clean up after a workspace that was served
+    // once; anything else from a workspace this deployment does not serve
+    // stops here, answered 200 so Slack does not retry (docs/design.md §1).
+    let is_uninstall = matches!(event, Event::AppUninstalled | Event::TokensRevoked { .. });
+    let ids = [
+        Some(callback.team_id.as_str()),
+        callback.enterprise_id.as_deref(),
+    ];
+    if !is_uninstall && !bridge.config.allowed_workspaces.allows(ids) {
+        return Report::done("workspace_not_allowed");
+    }
     match event {
         Event::Message(message) => {
             let channel = message.channel.clone();

@@ -22,6 +22,10 @@ pub enum SignatureError {
     Malformed,
     #[error("signature does not match")]
     Mismatch,
+    /// This function was given no signing secret (it serves no Slack
+    /// requests): nothing verifies, rather than an empty key.
+    #[error("no signing secret is configured for this function")]
+    NoSecret,
 }
 
 pub struct SlackVerifier {
@@ -42,6 +46,9 @@ impl SlackVerifier {
         body: &[u8],
         now_epoch_secs: i64,
     ) -> Result<(), SignatureError> {
+        if self.signing_secret.expose().is_empty() {
+            return Err(SignatureError::NoSecret);
+        }
         let signature = signature.ok_or(SignatureError::MissingSignature)?;
         let timestamp = timestamp.ok_or(SignatureError::MissingTimestamp)?;
         let ts: i64 = timestamp
@@ -156,6 +163,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_empty_signing_secret_verifies_nothing() {
+        let unconfigured = SlackVerifier::new(Secret::new(""));
+        let signature = unconfigured.sign(TIMESTAMP, BODY.as_bytes());
+        assert_eq!(
+            unconfigured.verify(
+                Some(TIMESTAMP),
+                Some(&signature),
+                BODY.as_bytes(),
+                1_531_420_618
+            ),
+            Err(SignatureError::NoSecret)
+        );
     }
 
     #[test]

@@ -178,6 +178,16 @@ async fn callback(bridge: &Bridge, request: &HttpRequest) -> Result<Done, Instal
         .await
         .map_err(InstallError::Exchange)?;
     let mut installation = installation_from(access, now_epoch_secs())?;
+    // Only now is the workspace known. A refused one stores nothing.
+    let ids = [
+        installation.team_id.as_deref(),
+        installation.enterprise_id.as_deref(),
+    ];
+    if !bridge.config.allowed_workspaces.allows(ids) {
+        return Err(InstallError::WorkspaceNotAllowed(
+            installation.key.id().to_string(),
+        ));
+    }
     // oauth.v2.access does not say which bot it is; auth.test does.
     let who = bridge
         .slack
@@ -358,6 +368,8 @@ pub enum InstallError {
     Store(DynamoError),
     /// The OS random source failed, so no unguessable `state` can be issued.
     RandomnessUnavailable,
+    /// `ALLOWED_TEAM_IDS` does not list this workspace (its id).
+    WorkspaceNotAllowed(String),
     MissingState,
     MissingCode,
     CookieMissing,
@@ -384,6 +396,7 @@ impl InstallError {
             InstallError::NoRedirectUri => 500,
             InstallError::Store(_) | InstallError::RandomnessUnavailable => 503,
             InstallError::CookieMissing | InstallError::CookieMismatch => 401,
+            InstallError::WorkspaceNotAllowed(_) => 403,
             InstallError::Exchange(SlackApiError::Api(_)) => 400,
             InstallError::Exchange(_)
             | InstallError::BotNotConfirmed(_)
@@ -404,6 +417,7 @@ impl InstallError {
             InstallError::NoRedirectUri => "redirect_uri_not_configured",
             InstallError::Store(_) => "store_unavailable",
             InstallError::RandomnessUnavailable => "randomness_unavailable",
+            InstallError::WorkspaceNotAllowed(_) => "workspace_not_allowed",
             InstallError::MissingState => "state_missing",
             InstallError::MissingCode => "code_missing",
             InstallError::CookieMissing => "state_cookie_missing",
@@ -424,6 +438,7 @@ impl InstallError {
         match self {
             InstallError::Store(e) => Some(e.to_string()),
             InstallError::SlackDeclined(code) => Some(code.clone()),
+            InstallError::WorkspaceNotAllowed(workspace) => Some(workspace.clone()),
             InstallError::Exchange(e) | InstallError::BotNotConfirmed(e) => Some(e.to_string()),
             InstallError::IncompleteAnswer(what) => Some(what.to_string()),
             _ => None,
@@ -481,6 +496,14 @@ impl InstallError {
                  try again in a moment.",
                 None,
                 again,
+            ),
+            InstallError::WorkspaceNotAllowed(_) => (
+                "This workspace cannot install the app",
+                "This app serves only the Slack workspaces its operator has listed, and this one \
+                 is not among them, so nothing was installed. If your workspace should have \
+                 access, ask whoever runs the app to add it.",
+                None,
+                None,
             ),
             InstallError::MissingState => (
                 "This link is incomplete",
