@@ -4,7 +4,7 @@
 //! 4,000 characters and 50 blocks. Nothing may panic.
 #![no_main]
 
-use kefu_bridge::easemob::callback::{verify_security, Callback};
+use kefu_bridge::easemob::callback::{verify_callback, Callback};
 use kefu_bridge::relay::reply_parts::{self, Destination};
 use kefu_bridge::relay::to_slack::AgentIdentity;
 use kefu_bridge::secret::Secret;
@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(document) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
-    let _ = verify_security(&document, &Secret::new("fuzz-secret"));
+    // Every clock, the ends of `i64` included: the window check must not
+    // overflow whatever the timestamp.
+    for now in [1_700_000_000_000, 0, i64::MIN, i64::MAX] {
+        let _ = verify_callback(&document, &Secret::new("fuzz-secret"), "org#app", now);
+    }
     let Ok(callback) = Callback::parse(document) else {
         return;
     };

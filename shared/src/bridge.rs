@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::clock::now_epoch_secs;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Duties};
 use crate::dynamo::{DynamoClient, DynamoError};
 use crate::easemob::{EasemobClient, TokenProvider};
 use crate::secret::Secret;
@@ -71,9 +71,9 @@ pub(crate) struct Memo {
 }
 
 impl Bridge {
-    /// Reads the environment once (cold start).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
+    /// Reads the environment once (cold start): the variables `duties` need.
+    pub fn from_env(duties: Duties) -> Result<Self, ConfigError> {
+        let config = Config::from_env_for(duties)?;
         let http = http_client();
         let db = DynamoClient::from_env(http.clone())?;
         Ok(Self::new(config, db, http))

@@ -71,6 +71,34 @@ impl TestApp {
         }
     }
 
+    /// The same table and fakes behind a bridge configured with `extra`
+    /// environment on top of the local one (e.g. `ALLOWED_TEAM_IDS`): a
+    /// redeploy with new settings, cold caches included.
+    pub fn reconfigure(&mut self, extra: &[(&str, &str)]) {
+        let mut env = local_env(
+            &self.table,
+            &self.slack.api_base_url(),
+            &self.easemob.base_url(),
+        );
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_lookup(|k| {
+            env.iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        })
+        .expect("test config");
+        let http = kefu_bridge::bridge::http_client();
+        let db = DynamoClient::new(
+            http.clone(),
+            &self.dynamodb_endpoint,
+            "us-east-1",
+            local_credentials(),
+        )
+        .expect("dynamodb client");
+        self.bridge = Bridge::new(config, db, http);
+    }
+
     /// A second bridge over the same table and fakes: another Lambda
     /// instance (cold, with empty memory caches).
     pub fn another_instance(&self) -> Bridge {

@@ -1,9 +1,9 @@
 //! Helpers for Easemob callback tests: signed callback bodies, echo loops.
 //!
 //! Callbacks are built the way Easemob sends them (docs/design.md §3 "Callback"):
-//! `to`/`from` user names lower-cased, `timestamp` in milliseconds, and
-//! `security` = MD5 of `callId + secret + timestamp` with the documented
-//! local secret. Bot posts the fake Slack accepted can be turned back into
+//! `to`/`from` user names lower-cased, `timestamp` in milliseconds (now),
+//! `callId` = `<App Key>_<msg_id>`, and `security` = MD5 of
+//! `callId + secret + timestamp` with the documented local secret. Bot posts the fake Slack accepted can be turned back into
 //! the message events Slack would emit for them.
 
 use kefu_bridge::clock::now_epoch_millis;
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::app::{event_callback, TestApp, APP_ID};
 use crate::signing::{
-    easemob_security, LOCAL_EASEMOB_APP, LOCAL_EASEMOB_CALLBACK_SECRET, LOCAL_EASEMOB_ORG,
+    local_easemob_app_key, sign_easemob_callback, LOCAL_EASEMOB_CALLBACK_SECRET,
     LOCAL_EASEMOB_SERVICE_NUMBER,
 };
 
@@ -46,19 +46,11 @@ pub fn callback_request(body: &[u8], content_type: &str) -> HttpRequest {
     request
 }
 
-/// Sets `security` from the callback's `callId` and `timestamp` (a number
-/// or a string of digits) with the local callback secret.
+/// Signs `callback` as Easemob signs a genuine one, with the local
+/// callback secret: `callId` = `<App Key>_<msg_id>`, and `security` over it
+/// and the `timestamp` (a number or a string of digits).
 pub fn sign(callback: &mut Value) {
-    let call_id = callback["callId"].as_str().unwrap_or("").to_string();
-    let timestamp = match &callback["timestamp"] {
-        Value::String(s) => s.parse().expect("timestamp digits"),
-        other => other.as_i64().expect("timestamp"),
-    };
-    callback["security"] = json!(easemob_security(
-        &call_id,
-        LOCAL_EASEMOB_CALLBACK_SECRET,
-        timestamp
-    ));
+    sign_easemob_callback(callback, LOCAL_EASEMOB_CALLBACK_SECRET);
 }
 
 /// A signed message callback from `from` to `to` (both lower-cased, as
@@ -66,14 +58,13 @@ pub fn sign(callback: &mut Value) {
 pub fn message_callback(from: &str, to: &str, msg_id: &str, bodies: Value, ext: Value) -> Value {
     let (from, to) = (from.to_ascii_lowercase(), to.to_ascii_lowercase());
     let mut callback = json!({
-        "callId": format!("{LOCAL_EASEMOB_ORG}#{LOCAL_EASEMOB_APP}_{msg_id}"),
         "eventType": "chat",
         "chat_type": "chat",
         "from": from,
         "to": to,
         "msg_id": msg_id,
         "timestamp": now_epoch_millis(),
-        "appkey": format!("{LOCAL_EASEMOB_ORG}#{LOCAL_EASEMOB_APP}"),
+        "appkey": local_easemob_app_key(),
         "host": "msync@ebs-ali-beijing-msync42",
         "payload": { "bodies": bodies, "ext": ext, "from": from, "to": to, "type": "chat" },
     });

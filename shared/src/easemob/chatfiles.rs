@@ -45,7 +45,7 @@ impl MultipartFile {
     pub fn new(filename: &str, content_type: &str) -> Self {
         let boundary = format!(
             "kefu-bridge-{}",
-            hex::encode(crate::clock::random_bytes::<12>())
+            hex::encode(crate::clock::spread_bytes::<12>())
         );
         let content_type = match content_type.trim() {
             ct if ct.is_empty() || ct.contains(['\r', '\n']) => "application/octet-stream",

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::bridge::Bridge;
-use crate::clock::now_epoch_secs;
-use crate::easemob::callback::{verify_security, Callback, MessageBody};
+use crate::clock::{now_epoch_millis, now_epoch_secs};
+use crate::easemob::callback::{verify_callback, Callback, MessageBody, MAX_AGE_MILLIS};
 use crate::http_types::{HttpRequest, HttpResponse};
 use crate::relay::outbox::{self, Failure};
 use crate::relay::reply_parts::{self, ReplyPart};
@@ -29,7 +29,9 @@ use crate::relay::to_slack::{
     AgentIdentity, OutgoingPost, PostError, PostFailure, CUSTOMIZE_SCOPE,
 };
 use crate::slack::web::SlackApiError;
-use crate::store::{Claim, ClaimKey, Direction, Installation, NewOutboxItem, WorkspaceKey};
+use crate::store::{
+    Claim, ClaimKey, Direction, Installation, NewOutboxItem, WorkspaceKey, CLAIM_TTL_SECS,
+};
 use crate::visitor::VisitorId;
 
 /// Everything one callback does fits in this, so Easemob gets its answer
@@ -38,6 +40,8 @@ pub const BUDGET: Duration = Duration::from_millis(2_500);
 /// A claim's lease: longer than any invocation, short enough that a crashed
 /// one does not block a later delivery for long.
 const CLAIM_LEASE_SECS: i64 = 30;
+/// A replay inside the accepted window finds the message still claimed.
+const _: () = assert!(MAX_AGE_MILLIS <= CLAIM_TTL_SECS * 1_000);
 /// Easemob's message ids are 18–19 digits.
 const MAX_MSG_ID_BYTES: usize = 256;
 
@@ -64,9 +68,15 @@ pub async fn handle(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
         Ok(_) => return reject(400, "body is not a JSON object", "malformed_body"),
         Err(_) => return reject(400, "body is not JSON", "malformed_body"),
     };
-    // Before anything else is read or done: a forged callback gets nothing.
-    if let Err(error) = verify_security(&document, &bridge.config.easemob_callback_secret) {
-        tracing::warn!(reason = %error, outcome = "security_rejected", "easemob_callback");
+    // Before anything else is read or done: a forged or replayed callback
+    // gets nothing.
+    if let Err(error) = verify_callback(
+        &document,
+        &bridge.config.easemob_callback_secret,
+        &bridge.config.easemob_app_key,
+        now_epoch_millis(),
+    ) {
+        tracing::warn!(reason = %error, outcome = error.outcome(), "easemob_callback");
         return HttpResponse::text(401, format!("invalid security: {error}"));
     }
     let callback = match Callback::parse(document) {
@@ -171,6 +181,15 @@ async fn handle_callback(bridge: &Bridge, callback: &Callback, deadline: Instant
                 .with_detail(format!("to={}: {error}", callback.to))
         }
     };
+    // An agent reply for a workspace this deployment does not serve is not
+    // posted; 200, since Easemob would only send it again.
+    if !bridge
+        .config
+        .allowed_workspaces
+        .allows([Some(visitor.workspace())])
+    {
+        return Report::done("workspace_not_allowed").for_visitor(&visitor);
+    }
     let workspace = WorkspaceKey::from_id(visitor.workspace());
     let installation = match bridge.installation(&workspace).await {
         Ok(Some(installation)) => installation,

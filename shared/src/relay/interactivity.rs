@@ -158,6 +158,10 @@ async fn click<'a>(
     ts: Option<&'a str>,
     thread_ts: Option<&'a str>,
 ) -> Result<Click<'a>, String> {
+    let ids = [team, enterprise].map(|id| id.map(|id| id.id.as_str()));
+    if !bridge.config.allowed_workspaces.allows(ids) {
+        return Err("workspace_not_allowed".into());
+    }
     let installation =
         match find_installation(bridge, team, enterprise, is_enterprise_install).await {
             Ok(Some(installation)) => installation,

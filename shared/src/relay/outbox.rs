@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::bridge::Bridge;
-use crate::clock::{now_epoch_millis, now_epoch_secs, random_bytes};
+use crate::clock::{now_epoch_millis, now_epoch_secs, spread_bytes};
 use crate::dynamo::DynamoError;
 use crate::easemob::EasemobError;
 use crate::relay::to_slack::OutgoingPost;
@@ -120,7 +120,7 @@ pub fn backoff_secs(failures: u32, jitter: u16) -> i64 {
 /// When to try again after the `failures`-th failure, honouring a
 /// `Retry-After` (capped at the longest backoff).
 pub fn retry_at(now: i64, failures: u32, retry_after: Option<u64>) -> i64 {
-    let jitter = u16::from_le_bytes(random_bytes::<2>());
+    let jitter = u16::from_le_bytes(spread_bytes::<2>());
     let asked = retry_after.map_or(0, |s| s.min(MAX_BACKOFF_SECS as u64) as i64);
     now + backoff_secs(failures, jitter).max(asked)
 }
@@ -326,7 +326,7 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
     // Start at a random conversation: when a backlog takes several drains,
     // no conversation always comes last.
     if !waiting.is_empty() {
-        let start = usize::from(u16::from_le_bytes(random_bytes::<2>())) % waiting.len();
+        let start = usize::from(u16::from_le_bytes(spread_bytes::<2>())) % waiting.len();
         waiting.rotate_left(start);
     }
     for conversation in waiting {

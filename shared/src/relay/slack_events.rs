@@ -8,7 +8,7 @@ use crate::dynamo::DynamoError;
 use crate::easemob::visitor_message::VisitorEnvelope;
 use crate::easemob::{EasemobError, TextMessage};
 use crate::http_types::{HttpRequest, HttpResponse};
-use crate::loop_guard::{own_message, BridgeIdentity};
+use crate::loop_guard::{not_forwarded, BridgeIdentity};
 use crate::relay::outbox::{self, Failure};
 use crate::relay::{files, to_kefu, visitor_profile};
 use crate::slack::events::{
@@ -173,6 +173,17 @@ async fn handle_callback(bridge: &Bridge, callback: &EventCallback, deadline: In
             }
         }
     };
+    // Uninstall events still clean up after a workspace that was served
+    // once; anything else from a workspace this deployment does not serve
+    // stops here, answered 200 so Slack does not retry (docs/design.md §1).
+    let is_uninstall = matches!(event, Event::AppUninstalled | Event::TokensRevoked { .. });
+    let ids = [
+        Some(callback.team_id.as_str()),
+        callback.enterprise_id.as_deref(),
+    ];
+    if !is_uninstall && !bridge.config.allowed_workspaces.allows(ids) {
+        return Report::done("workspace_not_allowed");
+    }
     match event {
         Event::Message(message) => {
             let channel = message.channel.clone();
@@ -255,10 +266,10 @@ async fn handle_message(
         bot_user_id: &installation.bot_user_id,
         app_id: &callback.api_app_id,
     };
-    if let Some(rule) = own_message(message, me) {
+    if let Some(reason) = not_forwarded(message, me) {
         return Report {
-            detail: Some(format!("{rule:?}")),
-            ..Report::done("own_message_not_forwarded")
+            detail: Some(reason.rule()),
+            ..Report::done(reason.outcome())
         };
     }
     if !is_content_subtype(message.subtype.as_deref()) {

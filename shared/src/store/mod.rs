@@ -26,7 +26,7 @@ mod oauth_state;
 mod outbox;
 mod workspace;
 
-pub use claims::{Claim, ClaimKey};
+pub use claims::{Claim, ClaimKey, CLAIM_TTL_SECS};
 pub use installation::{Installation, RotationLease, WorkspaceKey};
 pub use oauth_state::{ConsumedState, OAuthState, OAUTH_STATE_TTL_SECS};
 pub use outbox::{
