@@ -54,6 +54,9 @@ pub(crate) struct Memo {
     pub teams: TtlCache<String, serde_json::Value>,
     /// Visitor ids known to be registered in Easemob.
     pub registered_visitors: TtlCache<String, ()>,
+    /// Kefu routes and notice language, by workspace partition key.
+    pub routes: TtlCache<String, Vec<crate::store::Route>>,
+    pub notice_languages: TtlCache<String, crate::store::NoticeLanguage>,
 }
 
 impl Bridge {

@@ -1,6 +1,8 @@
 //! One Kefu message as ordered Slack steps (issue "Rich conversations"):
-//! text posts, then a question with buttons (menu, rating, transfer hint),
-//! then the agent's files, uploaded into the conversation.
+//! a session notice when the message carries a session event (issue "The
+//! Kefu conversation in Slack"), text posts, then a question with buttons
+//! (menu, rating, transfer hint), then the agent's files, uploaded into the
+//! conversation.
 //!
 //! Every step has a plain `chat.postMessage` form ([`ReplyPart::as_post`]):
 //! the question's post with its blocks, a file's "📎 Agent sent …" line.
@@ -14,9 +16,10 @@ use crate::bridge::Bridge;
 use crate::easemob::callback::{FileBody, MessageBody, Payload};
 use crate::relay::files::{self, AgentFileKind, FileError, SlackDestination};
 use crate::relay::prompts::{self, Prompt};
+use crate::relay::session_notices;
 use crate::relay::to_slack::{self, AgentIdentity, PostError, PostFailure};
-use crate::slack::web::PostMessage;
-use crate::store::Installation;
+use crate::slack::web::{PostMessage, SlackMessageRef};
+use crate::store::{Installation, NoticeLanguage};
 use crate::visitor::VisitorId;
 
 /// A file transfer is only started (or retried) with this much time left.
@@ -62,6 +65,8 @@ pub struct Destination<'a> {
     pub customize: bool,
     pub channel: &'a str,
     pub thread_ts: Option<&'a str>,
+    /// The workspace's language for session notices.
+    pub language: NoticeLanguage,
 }
 
 /// The text lines the user reads besides questions and files: text bodies
@@ -106,6 +111,7 @@ fn file_kind(body: &MessageBody) -> Option<(AgentFileKind, &FileBody)> {
 pub fn has_content(payload: &Payload) -> bool {
     let prompt = prompts::prompt_of(payload);
     prompt.is_some()
+        || session_notices::shown_event(payload).is_some()
         || !text_lines(payload, None).is_empty()
         || payload.bodies.iter().any(|body| file_kind(body).is_some())
 }
@@ -117,7 +123,15 @@ pub fn plan(payload: &Payload, to: Destination<'_>) -> Vec<ReplyPart> {
     let text = text_lines(payload, prompt.as_ref()).join("\n");
     let posts =
         |text: &str| to_slack::build_posts(text, to.agent, to.customize, to.channel, to.thread_ts);
-    let mut parts: Vec<ReplyPart> = posts(&text).into_iter().map(ReplyPart::Post).collect();
+    // The notice comes first: it says who is answering, or that it ended.
+    let mut parts: Vec<ReplyPart> = session_notices::shown_event(payload)
+        .and_then(|event| {
+            session_notices::notice_post(&event, to.language, to.channel, to.thread_ts)
+        })
+        .into_iter()
+        .chain(posts(&text))
+        .map(ReplyPart::Post)
+        .collect();
     if let Some(prompt) = prompt {
         let post = prompts::build_post(&prompt, to.agent, to.customize, to.channel, to.thread_ts);
         parts.push(ReplyPart::Prompt { prompt, post });
@@ -149,7 +163,9 @@ pub fn deadline_for(parts: &[ReplyPart], start: Instant, deadline: Instant) -> I
 /// not take (or when time is up), reporting how many are done, like
 /// [`to_slack::send_posts`], so the caller hands the rest to the outbox.
 /// A file that cannot be shown (too large, refused, or still failing after
-/// one retry) is replaced by its line.
+/// one retry) is replaced by its line. Every message posted is added to
+/// `carried` (an uploaded file is not: Slack names its message later).
+#[allow(clippy::too_many_arguments)]
 pub async fn send(
     bridge: &Bridge,
     installation: &Installation,
@@ -158,6 +174,7 @@ pub async fn send(
     parts: &[ReplyPart],
     already: usize,
     deadline: Instant,
+    carried: &mut Vec<SlackMessageRef>,
 ) -> Result<(), PostFailure> {
     for (index, part) in parts.iter().enumerate().skip(already) {
         let fail = |error| PostFailure {
@@ -170,12 +187,12 @@ pub async fn send(
             return Err(fail(PostError::OutOfTime));
         }
         match part {
-            ReplyPart::Post(post) => post_one(bridge, installation, post, deadline)
+            ReplyPart::Post(post) => post_one(bridge, installation, post, deadline, carried)
                 .await
                 .map_err(fail)?,
             ReplyPart::Prompt { prompt, post } => {
                 let byline = to.agent.name.as_deref().filter(|_| !to.customize);
-                prompts::post(
+                let posted = prompts::post(
                     bridge,
                     &installation.bot_token,
                     &installation.key,
@@ -186,6 +203,7 @@ pub async fn send(
                 )
                 .await
                 .map_err(|e| fail(PostError::Slack(e)))?;
+                carried.extend(SlackMessageRef::of(post, &posted));
             }
             ReplyPart::File { kind, body, line } => {
                 let Err(error) = transfer(bridge, installation, to, *kind, body, deadline).await
@@ -206,7 +224,7 @@ pub async fn send(
                     .unwrap_or_else(|| line.clone()),
                     _ => line.clone(),
                 };
-                post_one(bridge, installation, &line, deadline)
+                post_one(bridge, installation, &line, deadline, carried)
                     .await
                     .map_err(fail)?;
             }
@@ -220,6 +238,7 @@ async fn post_one(
     installation: &Installation,
     post: &PostMessage,
     deadline: Instant,
+    carried: &mut Vec<SlackMessageRef>,
 ) -> Result<(), PostError> {
     to_slack::send_posts(
         bridge,
@@ -227,6 +246,7 @@ async fn post_one(
         std::slice::from_ref(post),
         0,
         deadline,
+        carried,
     )
     .await
     .map_err(|failure| failure.error)
@@ -291,6 +311,7 @@ mod tests {
                 customize: false,
                 channel: "D1",
                 thread_ts: None,
+                language: NoticeLanguage::English,
             },
         )
     }
@@ -349,6 +370,28 @@ mod tests {
             .as_post()
             .text
             .starts_with("*Alice:* Please rate me"));
+    }
+
+    #[test]
+    fn a_session_event_is_a_notice_before_the_text() {
+        let event = |name: &str| {
+            json!({ "weichat": { "event": { "eventName": name,
+                "eventObj": { "agentUserNiceName": "Alice Agent" } } } })
+        };
+        let parts = plan_for(json!({
+            "bodies": [{ "type": "txt", "msg": "Hi, I'm Alice" }],
+            "ext": event("ServiceSessionOpenedEvent"),
+        }));
+        let posts: Vec<PostMessage> = parts.iter().map(ReplyPart::as_post).collect();
+        assert_eq!(posts.len(), 2);
+        assert_eq!(posts[0].text, "👋 *Alice Agent* joined the conversation");
+        assert_eq!(posts[0].blocks.as_ref().unwrap()[0]["type"], "context");
+        assert_eq!(posts[1].text, "*Alice:* Hi, I'm Alice");
+        let created = payload(json!({ "bodies": [{ "type": "txt", "msg": "" }],
+            "ext": event("ServiceSessionCreatedEvent") }));
+        assert!(!has_content(&created));
+        let closed = payload(json!({ "bodies": [], "ext": event("ServiceSessionClosedEvent") }));
+        assert!(has_content(&closed));
     }
 
     #[test]
