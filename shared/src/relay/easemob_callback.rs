@@ -288,8 +288,7 @@ async fn post_or_queue(
         customize: installation.has_scope(CUSTOMIZE_SCOPE),
         channel: visitor.channel().as_str(),
         thread_ts: thread,
-        language: session_notices::language_for(bridge, &installation.key, &callback.payload)
-            .await,
+        language: session_notices::language_for(bridge, &installation.key, &callback.payload).await,
     };
     let parts = reply_parts::plan(&callback.payload, to);
     let posts: Vec<PostMessage> = parts.iter().map(ReplyPart::as_post).collect();
@@ -372,7 +371,8 @@ async fn take_back(
     installation: &Installation,
 ) -> Report {
     if !names_a_record(recalled) {
-        return Report::done("recall_without_usable_id").with_detail(recalled.chars().take(80).collect::<String>());
+        return Report::done("recall_without_usable_id")
+            .with_detail(recalled.chars().take(80).collect::<String>());
     }
     let claim_key = ClaimKey::EasemobMessage(callback.msg_id.trim().to_string());
     match bridge.store.claim(&claim_key, CLAIM_LEASE_SECS).await {

@@ -42,11 +42,9 @@ pub fn recalled_id(callback: &Callback) -> Option<&str> {
     if callback.chat_type.eq_ignore_ascii_case("recall") {
         return Some(callback.recall_id.trim());
     }
-    let is_kefu_recall = callback
-        .payload
-        .bodies
-        .iter()
-        .any(|body| matches!(body, MessageBody::Command { action } if action == KEFU_RECALL_ACTION));
+    let is_kefu_recall = callback.payload.bodies.iter().any(
+        |body| matches!(body, MessageBody::Command { action } if action == KEFU_RECALL_ACTION),
+    );
     is_kefu_recall.then(|| callback.payload.ext.weichat.recall_msg_id.trim())
 }
 
@@ -110,8 +108,10 @@ mod tests {
             "bodies": [{ "type": "cmd", "action": "KEFU_MESSAGE_RECALL" }],
             "ext": { "weichat": { "recall_msg_id": " 5c7e-kefu-msg " } } } }));
         assert_eq!(recalled_id(&kefu), Some("5c7e-kefu-msg"));
-        let im = callback(json!({ "chat_type": "recall", "recall_id": "966475220900644860",
-            "payload": { "ext": {}, "ack_message_id": "966475220900644860", "bodies": [] } }));
+        let im = callback(
+            json!({ "chat_type": "recall", "recall_id": "966475220900644860",
+            "payload": { "ext": {}, "ack_message_id": "966475220900644860", "bodies": [] } }),
+        );
         assert_eq!(recalled_id(&im), Some("966475220900644860"));
         let without_id = callback(json!({ "payload": {
             "bodies": [{ "type": "cmd", "action": "KEFU_MESSAGE_RECALL" }] } }));

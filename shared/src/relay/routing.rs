@@ -90,9 +90,6 @@ mod tests {
         assert_eq!(checked_queue_name("a\nb"), None);
         assert_eq!(checked_queue_name(&"q".repeat(101)), None);
         let routes = [route(None, "bad\u{0}name")];
-        assert_eq!(
-            queue_among(&routes, &ChannelId::parse("C1").unwrap()),
-            None
-        );
+        assert_eq!(queue_among(&routes, &ChannelId::parse("C1").unwrap()), None);
     }
 }

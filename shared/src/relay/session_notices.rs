@@ -61,7 +61,9 @@ pub fn line(event: &SessionEvent, language: NoticeLanguage) -> Option<String> {
         (SessionEvent::Closed, English) => {
             "✅ The conversation has ended. Write again any time to start a new one.".to_string()
         }
-        (SessionEvent::Closed, Chinese) => "✅ 会话已结束。如需帮助，请随时发送新消息。".to_string(),
+        (SessionEvent::Closed, Chinese) => {
+            "✅ 会话已结束。如需帮助，请随时发送新消息。".to_string()
+        }
         (SessionEvent::Created | SessionEvent::Other(_), _) => return None,
     })
 }

@@ -268,7 +268,8 @@ async fn handle_message(
     };
     // A deleted bot post (the bridge's own, deleted for a recall) shows its
     // author only in `previous_message`: the loop guard reads it there too.
-    if let Some(rule) = own_message(message, me).or_else(|| written.and_then(|w| own_message(w, me)))
+    if let Some(rule) =
+        own_message(message, me).or_else(|| written.and_then(|w| own_message(w, me)))
     {
         return Report {
             detail: Some(format!("{rule:?}")),

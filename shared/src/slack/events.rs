@@ -226,7 +226,9 @@ mod tests {
                          "edited": { "user": "U1", "ts": "1.3" } },
             "previous_message": { "type": "message", "user": "U1", "text": "old", "ts": "1.1" }
         }));
-        assert!(matches!(message_change(&edited), MessageChange::Edited(m) if m.text.as_deref() == Some("new")));
+        assert!(
+            matches!(message_change(&edited), MessageChange::Edited(m) if m.text.as_deref() == Some("new"))
+        );
         let preview = message(serde_json::json!({
             "type": "message", "subtype": "message_changed", "channel": "D1",
             "message": { "user": "U1", "text": "see https://x.io", "attachments": [{}] },
@@ -237,14 +239,20 @@ mod tests {
             "type": "message", "subtype": "message_deleted", "channel": "D1", "deleted_ts": "1.1",
             "previous_message": { "user": "U1", "text": "oops", "ts": "1.1" }
         }));
-        assert!(matches!(message_change(&deleted), MessageChange::Deleted(m) if m.text.as_deref() == Some("oops")));
+        assert!(
+            matches!(message_change(&deleted), MessageChange::Deleted(m) if m.text.as_deref() == Some("oops"))
+        );
         let tombstone = message(serde_json::json!({
             "type": "message", "subtype": "message_changed", "channel": "C1",
             "message": { "subtype": "tombstone", "user": "USLACKBOT", "text": "This message was deleted." },
             "previous_message": { "user": "U1", "text": "parent" }
         }));
-        assert!(matches!(message_change(&tombstone), MessageChange::Deleted(m) if m.user.as_deref() == Some("U1")));
-        let join = message(serde_json::json!({ "type": "message", "subtype": "channel_join", "user": "U1" }));
+        assert!(
+            matches!(message_change(&tombstone), MessageChange::Deleted(m) if m.user.as_deref() == Some("U1"))
+        );
+        let join = message(
+            serde_json::json!({ "type": "message", "subtype": "channel_join", "user": "U1" }),
+        );
         assert!(matches!(message_change(&join), MessageChange::Other));
         let bare = message(serde_json::json!({ "type": "message", "subtype": "message_deleted" }));
         assert!(matches!(message_change(&bare), MessageChange::Other));

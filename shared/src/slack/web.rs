@@ -212,7 +212,10 @@ impl SlackMessageRef {
     /// channel it used; a DM may be answered with its `D…` id).
     pub fn of(post: &PostMessage, posted: &PostedMessage) -> Option<Self> {
         Some(Self {
-            channel: posted.channel.clone().unwrap_or_else(|| post.channel.clone()),
+            channel: posted
+                .channel
+                .clone()
+                .unwrap_or_else(|| post.channel.clone()),
             ts: posted.ts.clone()?,
         })
     }

@@ -111,12 +111,14 @@ impl Store {
         let read = |id: String| async move {
             let item = self
                 .db
-                .get_item(&self.table, Self::key(&workspace.pk(), &kefu_message_sk(&id)))
+                .get_item(
+                    &self.table,
+                    Self::key(&workspace.pk(), &kefu_message_sk(&id)),
+                )
                 .await?;
-            Ok::<_, DynamoError>(item.filter(|item| {
-                item.n("expires_at")
-                    .is_none_or(|at| at > now_epoch_secs())
-            }))
+            Ok::<_, DynamoError>(
+                item.filter(|item| item.n("expires_at").is_none_or(|at| at > now_epoch_secs())),
+            )
         };
         let Some(mut item) = read(id.to_string()).await? else {
             return Ok(None);
