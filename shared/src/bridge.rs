@@ -238,6 +238,8 @@ impl Bridge {
     /// Drops what this instance remembers about a workspace (uninstall).
     pub fn forget_workspace(&self, key: &WorkspaceKey) {
         self.installations.remove(key);
+        self.memo.routes.remove(&key.pk());
+        self.memo.notice_languages.remove(&key.pk());
     }
 }
 

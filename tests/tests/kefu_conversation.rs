@@ -568,3 +568,37 @@ async fn without_a_route_messages_carry_no_queue_and_a_new_route_reaches_a_cold_
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn an_uninstall_forgets_the_workspaces_routes_at_once() {
+    let app = app().await;
+    app.bridge
+        .store
+        .put_route(&workspace(), None, "old-queue")
+        .await
+        .unwrap();
+    let first = user_message("D0ADA", "im", "U0ADA", "hello", "1700.0700");
+    app.slack_event(&event_callback(TEAM, "Ev-u1", first)).await;
+    assert_eq!(
+        app.easemob.messages()[0]["ext"]["weichat"]["queueName"],
+        "old-queue"
+    );
+
+    let uninstall = event_callback(TEAM, "Ev-u2", json!({ "type": "app_uninstalled" }));
+    assert_eq!(app.slack_event(&uninstall).await.status, 200);
+    assert!(app
+        .bridge
+        .store
+        .routes(&workspace())
+        .await
+        .unwrap()
+        .is_empty());
+    app.install(TEAM, SCOPES).await;
+    let again = user_message("D0ADA", "im", "U0ADA", "back again", "1700.0701");
+    app.slack_event(&event_callback(TEAM, "Ev-u3", again)).await;
+    let sent = &app.easemob.messages()[1];
+    assert!(
+        sent["ext"]["weichat"].get("queueName").is_none(),
+        "{sent:#}"
+    );
+}
