@@ -152,8 +152,9 @@ pub fn is_supported_channel_type(channel_type: &str) -> bool {
     matches!(channel_type, "im" | "channel" | "group" | "mpim")
 }
 
-/// Subtypes that carry something a person wrote. Everything else (joins,
-/// leaves, topic changes, edits, deletes, bot messages) is not forwarded.
+/// Subtypes that carry something a person wrote. Edits and deletions are
+/// sorted out by [`message_change`]; everything else (joins, leaves, topic
+/// changes, bot messages) is not forwarded.
 pub fn is_content_subtype(subtype: Option<&str>) -> bool {
     matches!(
         subtype,
