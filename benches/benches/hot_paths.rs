@@ -111,6 +111,7 @@ fn hot_paths(c: &mut Criterion) {
         from: &from,
         service_number: "kefuchannelimid_local",
         visitor: &visitor,
+        queue: None,
     };
     let long_text = fixtures::long_text(12 * 1024);
     assert!(outgoing.bodies(&long_text).len() >= 3);

@@ -68,6 +68,9 @@ pub(crate) struct Memo {
     pub teams: TtlCache<String, serde_json::Value>,
     /// Visitor ids known to be registered in Easemob.
     pub registered_visitors: TtlCache<String, ()>,
+    /// Kefu routes and notice language, by workspace partition key.
+    pub routes: TtlCache<String, Vec<crate::store::Route>>,
+    pub notice_languages: TtlCache<String, crate::store::NoticeLanguage>,
 }
 
 impl Bridge {
@@ -326,6 +329,8 @@ impl Bridge {
     /// Drops what this instance remembers about a workspace (uninstall).
     pub fn forget_workspace(&self, key: &WorkspaceKey) {
         self.installations.remove(key);
+        self.memo.routes.remove(&key.pk());
+        self.memo.notice_languages.remove(&key.pk());
     }
 
     /// The stored bot token when it is not `refused`, read past the memory

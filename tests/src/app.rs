@@ -202,7 +202,7 @@ impl TestApp {
 /// Creates the test's table, retrying while DynamoDB Local is still warming
 /// up: a cold JVM on a busy 2-core machine can take longer than the bridge's
 /// 2 s request timeout for its first CreateTable. (Creating is idempotent.)
-async fn create_table_patiently(bridge: &Bridge) {
+pub async fn create_table_patiently(bridge: &Bridge) {
     let mut attempt = 0;
     loop {
         match bridge.store.create_table().await {
@@ -266,5 +266,44 @@ pub fn user_message(channel: &str, channel_type: &str, user: &str, text: &str, t
     json!({
         "type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
         "event_ts": ts, "channel_type": channel_type, "client_msg_id": format!("c-{ts}"),
+    })
+}
+
+/// A person's edit of their message `ts`, as Slack sends it: subtype
+/// `message_changed`, the new version in `message`, the old one in
+/// `previous_message`.
+pub fn edited_message(
+    channel: &str,
+    channel_type: &str,
+    user: &str,
+    ts: &str,
+    old_text: &str,
+    new_text: &str,
+) -> Value {
+    let edited_at = format!("{ts}9");
+    json!({
+        "type": "message", "subtype": "message_changed", "hidden": true,
+        "channel": channel, "channel_type": channel_type, "ts": edited_at, "event_ts": edited_at,
+        "message": {
+            "type": "message", "user": user, "text": new_text, "ts": ts,
+            "edited": { "user": user, "ts": edited_at }, "client_msg_id": format!("c-{ts}"),
+        },
+        "previous_message": {
+            "type": "message", "user": user, "text": old_text, "ts": ts,
+            "client_msg_id": format!("c-{ts}"),
+        },
+    })
+}
+
+/// The deletion of message `previous` (a message object as Slack keeps
+/// it), as Slack sends it: subtype `message_deleted` with `deleted_ts` and
+/// `previous_message`.
+pub fn deleted_message(channel: &str, channel_type: &str, previous: Value) -> Value {
+    let ts = previous["ts"].as_str().unwrap_or("1.0").to_string();
+    let deleted_at = format!("{ts}8");
+    json!({
+        "type": "message", "subtype": "message_deleted", "hidden": true,
+        "channel": channel, "channel_type": channel_type, "ts": deleted_at,
+        "event_ts": deleted_at, "deleted_ts": ts, "previous_message": previous,
     })
 }

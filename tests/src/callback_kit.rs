@@ -6,9 +6,10 @@
 //! `callId + secret + timestamp` with the documented local secret. Bot posts the fake Slack accepted can be turned back into
 //! the message events Slack would emit for them.
 
-use kefu_bridge::clock::now_epoch_millis;
+use kefu_bridge::clock::{now_epoch_millis, now_epoch_secs};
 use kefu_bridge::http_types::{HttpRequest, HttpResponse};
 use kefu_bridge::relay;
+use kefu_bridge::store::WorkspaceKey;
 use serde_json::{json, Value};
 
 use crate::app::{event_callback, TestApp, APP_ID};
@@ -29,6 +30,28 @@ impl TestApp {
     pub async fn easemob_callback(&self, body: &Value) -> HttpResponse {
         let request = callback_request(body.to_string().as_bytes(), "application/json");
         relay::easemob_callback::handle(&self.bridge, &request).await
+    }
+
+    /// Ages the recall record of Kefu message `msg_id` past its 7 days, as
+    /// if they had passed (DynamoDB's TTL deletes lazily; the store checks
+    /// `expires_at` on read). Written to the table directly, like
+    /// `make_due`, so the scenario needs no waiting.
+    pub async fn expire_slack_posts(&self, workspace: &WorkspaceKey, msg_id: &str) {
+        self.bridge
+            .store
+            .db()
+            .call(
+                "UpdateItem",
+                &json!({
+                    "TableName": self.table,
+                    "Key": { "pk": { "S": workspace.pk() }, "sk": { "S": format!("KEFU_MSG#{msg_id}") } },
+                    "UpdateExpression": "SET expires_at = :past",
+                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeValues": { ":past": { "N": (now_epoch_secs() - 1).to_string() } },
+                }),
+            )
+            .await
+            .expect("a recall record to expire");
     }
 }
 
@@ -79,6 +102,55 @@ pub fn agent_ext() -> Value {
         "msgId": "5c7e-kefu-msg",
         "service_session": { "serviceSessionId": "9f3e-session", "visitorUserId": "visitor-1" },
     } })
+}
+
+/// `agent_ext()` with Kefu's own id of the message (`ext.weichat.msgId`),
+/// which Kefu's recall command names.
+pub fn agent_ext_with_kefu_id(kefu_msg_id: &str) -> Value {
+    let mut ext = agent_ext();
+    ext["weichat"]["msgId"] = json!(kefu_msg_id);
+    ext
+}
+
+/// A Kefu session event as it reaches the callback: a message from the
+/// service number whose `ext.weichat.event` is `{eventName, eventObj}`
+/// (shapes as `easemob/kefu-webim` `channel.js` `_handleSystemEvent` reads
+/// them), with an empty text body.
+pub fn session_event(visitor: &str, msg_id: &str, event_name: &str, event_obj: Value) -> Value {
+    let mut ext = agent_ext_with_kefu_id(&format!("kefu-{msg_id}"));
+    ext["weichat"]["event"] = json!({ "eventName": event_name, "eventObj": event_obj });
+    agent_message(visitor, msg_id, json!([{ "type": "txt", "msg": "" }]), ext)
+}
+
+/// `eventObj` of an opened or transferred session, as the widget reads it.
+pub fn agent_event_obj(agent_name: &str) -> Value {
+    json!({
+        "agentUserNiceName": agent_name, "userId": "7a1c-agent", "agentType": "Agent",
+        "avatar": AGENT_AVATAR, "sessionId": "9f3e-session",
+    })
+}
+
+/// Kefu's recall: a `cmd` message `KEFU_MESSAGE_RECALL` whose
+/// `ext.weichat.recall_msg_id` names the recalled message.
+pub fn kefu_recall(visitor: &str, msg_id: &str, recalled: &str) -> Value {
+    let mut ext = agent_ext();
+    ext["weichat"]["recall_msg_id"] = json!(recalled);
+    agent_message(
+        visitor,
+        msg_id,
+        json!([{ "type": "cmd", "action": "KEFU_MESSAGE_RECALL" }]),
+        ext,
+    )
+}
+
+/// Easemob IM's recall callback: `chat_type: "recall"`, `recall_id`, and a
+/// payload with no bodies (Easemob's documented example).
+pub fn im_recall(visitor: &str, msg_id: &str, recalled: &str) -> Value {
+    let mut callback = agent_message(visitor, msg_id, json!([]), json!({}));
+    callback["chat_type"] = json!("recall");
+    callback["recall_id"] = json!(recalled);
+    callback["payload"]["ack_message_id"] = json!(recalled);
+    callback
 }
 
 /// An agent's text reply to `visitor` (a visitor id in any case), from the

@@ -8,7 +8,8 @@
 //! page, as Slack answers), and takes uploads through the external flow
 //! (`files.getUploadURLExternal` → POST to `upload_url` →
 //! `files.completeUploadExternal`). It also answers `chat.update`,
-//! `chat.postEphemeral` and `views.open`, recording each.
+//! `chat.postEphemeral`, `chat.delete` (only the bot's own messages, like
+//! Slack) and `views.open`, recording each.
 //!
 //! Tokens live as Slack's do: a new install of a workspace (a code
 //! exchanged) revokes the workspace's older bot tokens at once (they answer
@@ -61,6 +62,8 @@ pub struct SlackState {
     pub shared_files: Vec<SharedFile>,
     /// `chat.update` bodies that succeeded, in order.
     pub updates: Vec<Value>,
+    /// `chat.delete` bodies that succeeded, in order.
+    pub deletes: Vec<Value>,
     /// `chat.postEphemeral` bodies, in order.
     pub ephemerals: Vec<Value>,
     /// `views.open` bodies, in order.
@@ -225,6 +228,32 @@ impl FakeSlack {
     /// Files the bot shared with `files.completeUploadExternal`.
     pub fn shared_files(&self) -> Vec<SharedFile> {
         self.state.lock().unwrap().shared_files.clone()
+    }
+
+    /// Posted messages not deleted since.
+    pub fn visible_posts(&self) -> Vec<Value> {
+        self.posts()
+            .into_iter()
+            .filter(|post| post["deleted"] != true)
+            .collect()
+    }
+
+    /// Posts whose blocks are all `context` blocks: the quiet one-line
+    /// notices.
+    pub fn context_posts(&self) -> Vec<Value> {
+        self.posts()
+            .into_iter()
+            .filter(|post| {
+                post["blocks"].as_array().is_some_and(|blocks| {
+                    !blocks.is_empty() && blocks.iter().all(|b| b["type"] == "context")
+                })
+            })
+            .collect()
+    }
+
+    /// `chat.delete` bodies that succeeded, in order.
+    pub fn deletes(&self) -> Vec<Value> {
+        self.state.lock().unwrap().deletes.clone()
     }
 
     pub fn updates(&self) -> Vec<Value> {
@@ -444,6 +473,25 @@ fn route(state: &mut SlackState, method: &str, request: &Recorded) -> Reply {
             }
             state.updates.push(body.clone());
             ok(json!({ "channel": channel, "ts": ts, "text": body["text"] }))
+        }
+        "chat.delete" => {
+            let body = request.json();
+            let (Some(channel), Some(ts)) = (body["channel"].as_str(), body["ts"].as_str()) else {
+                return error("invalid_arguments");
+            };
+            let Some(message) = state
+                .posted
+                .iter_mut()
+                .find(|p| p["channel"] == channel && p["ts"] == ts && p["deleted"] != true)
+            else {
+                return error("message_not_found");
+            };
+            if message["bot_id"] != bot.bot_id.as_str() {
+                return error("cant_delete_message");
+            }
+            message["deleted"] = json!(true);
+            state.deletes.push(body.clone());
+            ok(json!({ "channel": channel, "ts": ts }))
         }
         "chat.postEphemeral" => {
             let body = request.json();

@@ -210,6 +210,10 @@ pub struct Callback {
     pub appkey: String,
     #[serde(default, deserialize_with = "null_default")]
     pub payload: Payload,
+    /// With `chat_type: "recall"`: the `msg_id` of the message taken back
+    /// (docs/design.md §3 "Callback", recalls).
+    #[serde(default, deserialize_with = "text")]
+    pub recall_id: String,
 }
 
 impl Callback {
@@ -315,6 +319,37 @@ pub struct Weichat {
     pub ctrl_type: String,
     #[serde(rename = "ctrlArgs", default)]
     pub ctrl_args: Value,
+    /// A session event (`ServiceSessionOpenedEvent`…), see
+    /// [`SessionEvent`](super::session_event::SessionEvent).
+    #[serde(default, deserialize_with = "object")]
+    pub event: Option<EventExt>,
+    /// Kefu's own id of this message; the widget names a message by it when
+    /// an agent recalls it (`KEFU_MESSAGE_RECALL`).
+    #[serde(rename = "msgId", default, deserialize_with = "text")]
+    pub msg_id: String,
+    /// With a `KEFU_MESSAGE_RECALL` command: the message taken back.
+    #[serde(default, deserialize_with = "text")]
+    pub recall_msg_id: String,
+}
+
+/// `ext.weichat.event`: `{eventName, eventObj}`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct EventExt {
+    #[serde(rename = "eventName", default, deserialize_with = "text")]
+    pub event_name: String,
+    #[serde(rename = "eventObj", default, deserialize_with = "object")]
+    pub event_obj: EventObj,
+}
+
+/// The parts of `eventObj` the bridge shows: the agent who took (or was
+/// handed) the conversation. Kefu's widget reads `agentUserNiceName`;
+/// `userNickname` is the name `ext.weichat.agent` uses.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct EventObj {
+    #[serde(rename = "agentUserNiceName", default, deserialize_with = "text")]
+    pub agent_user_nice_name: String,
+    #[serde(rename = "userNickname", default, deserialize_with = "text")]
+    pub user_nickname: String,
 }
 
 /// The agent who wrote the message (`ext.weichat.agent`).

@@ -28,7 +28,7 @@ use crate::clock::now_epoch_secs;
 use crate::easemob::visitor_message::VisitorEnvelope;
 use crate::http_types::{HttpRequest, HttpResponse};
 use crate::relay::prompts::{self, answer_only, Answer, PostedPrompt, Prompt};
-use crate::relay::{to_kefu, visitor_profile};
+use crate::relay::{routing, to_kefu, visitor_profile};
 use crate::slack::blocks::{
     self, block_id_args, COMMENT_ACTION, COMMENT_INPUT_ACTION, COMMENT_INPUT_BLOCK, COMMENT_VIEW,
     ENQUIRY_BLOCK_PREFIX, MENU_ITEM_ACTION_PREFIX, RATE_ACTION_PREFIX, RATING_INPUT_ACTION,
@@ -613,10 +613,12 @@ async fn answer_once(
         channel_type(&click.channel),
     );
     let from = click.visitor.to_string();
+    let queue = routing::queue_for(bridge, workspace, &click.channel).await;
     let envelope = VisitorEnvelope {
         from: &from,
         service_number: &bridge.config.easemob_im_service_number,
         visitor: &visitor_info,
+        queue: queue.as_deref(),
     };
     let arg = |name: &str| args.get(name).cloned().unwrap_or(Value::Null);
     let body = match answer {

@@ -580,6 +580,7 @@ async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant)
         Ok(posts) => posts,
         Err(error) => return permanent(format!("unreadable chat.postMessage payload: {error}")),
     };
+    let mut carried = Vec::new();
     let sent = to_slack::send_posts(
         bridge,
         &installation,
@@ -587,8 +588,18 @@ async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant)
         &posts,
         start as usize,
         deadline,
+        &mut carried,
     )
     .await;
+    // Where the reply went, for a later recall (relay/recalls.rs); best
+    // effort, like on the callback's own path.
+    if let Err(error) = bridge
+        .store
+        .remember_slack_posts(&item.workspace, &item.origin, None, &item.visitor, &carried)
+        .await
+    {
+        tracing::warn!(origin = %item.origin, %error, "slack_posts_not_recorded");
+    }
     match sent {
         Ok(()) => Delivery::Delivered,
         Err(to_slack::PostFailure { posted, error }) => {

@@ -1,6 +1,8 @@
 //! One Kefu message as ordered Slack steps (issue "Rich conversations"):
-//! text posts, then a question with buttons (menu, rating, transfer hint),
-//! then the agent's files, uploaded into the conversation.
+//! a session notice when the message carries a session event (issue "The
+//! Kefu conversation in Slack"), text posts, then a question with buttons
+//! (menu, rating, transfer hint), then the agent's files, uploaded into the
+//! conversation.
 //!
 //! Every step has a `chat.postMessage` form ([`ReplyPart::as_outgoing`]):
 //! the question's post with its blocks and its record, a file's "📎 Agent
@@ -16,10 +18,11 @@ use crate::bridge::Bridge;
 use crate::easemob::callback::{FileBody, MessageBody, Payload};
 use crate::relay::files::{self, AgentFileKind, FileError, SlackDestination};
 use crate::relay::prompts::{self, PostedPrompt, Prompt};
+use crate::relay::session_notices;
 use crate::relay::to_slack::{self, AgentIdentity, OutgoingPost, PostError, PostFailure};
 use crate::slack::bot_token::BotToken;
-use crate::slack::web::PostMessage;
-use crate::store::Installation;
+use crate::slack::web::{PostMessage, SlackMessageRef};
+use crate::store::{Installation, NoticeLanguage};
 use crate::visitor::VisitorId;
 
 /// A file transfer is only started (or retried) with this much time left.
@@ -70,6 +73,8 @@ pub struct Destination<'a> {
     pub customize: bool,
     pub channel: &'a str,
     pub thread_ts: Option<&'a str>,
+    /// The workspace's language for session notices.
+    pub language: NoticeLanguage,
 }
 
 /// The text lines the user reads besides questions and files: text bodies
@@ -114,6 +119,7 @@ fn file_kind(body: &MessageBody) -> Option<(AgentFileKind, &FileBody)> {
 pub fn has_content(payload: &Payload) -> bool {
     let prompt = prompts::prompt_of(payload);
     prompt.is_some()
+        || session_notices::shown_event(payload).is_some()
         || !text_lines(payload, None).is_empty()
         || payload.bodies.iter().any(|body| file_kind(body).is_some())
 }
@@ -125,7 +131,15 @@ pub fn plan(payload: &Payload, visitor: &VisitorId, to: Destination<'_>) -> Vec<
     let text = text_lines(payload, prompt.as_ref()).join("\n");
     let posts =
         |text: &str| to_slack::build_posts(text, to.agent, to.customize, to.channel, to.thread_ts);
-    let mut parts: Vec<ReplyPart> = posts(&text).into_iter().map(ReplyPart::Post).collect();
+    // The notice comes first: it says who is answering, or that it ended.
+    let mut parts: Vec<ReplyPart> = session_notices::shown_event(payload)
+        .and_then(|event| {
+            session_notices::notice_post(&event, to.language, to.channel, to.thread_ts)
+        })
+        .into_iter()
+        .chain(posts(&text))
+        .map(ReplyPart::Post)
+        .collect();
     if let Some(prompt) = prompt {
         let post = prompts::build_post(&prompt, to.agent, to.customize, to.channel, to.thread_ts);
         let question = prompts::record(&prompt, visitor, to.agent, to.customize);
@@ -158,7 +172,9 @@ pub fn deadline_for(parts: &[ReplyPart], start: Instant, deadline: Instant) -> I
 /// not take (or when time is up), reporting how many are done, like
 /// [`to_slack::send_posts`], so the caller hands the rest to the outbox.
 /// A file that cannot be shown (too large, refused, or still failing after
-/// one retry) is replaced by its line.
+/// one retry) is replaced by its line. Every message posted is added to
+/// `carried` (an uploaded file is not: Slack names its message later).
+#[allow(clippy::too_many_arguments)]
 pub async fn send(
     bridge: &Bridge,
     installation: &Installation,
@@ -166,6 +182,7 @@ pub async fn send(
     parts: &[ReplyPart],
     already: usize,
     deadline: Instant,
+    carried: &mut Vec<SlackMessageRef>,
 ) -> Result<(), PostFailure> {
     // One token for the whole reply: a stale one is replaced once.
     let token = bridge.bot_token(installation);
@@ -180,11 +197,16 @@ pub async fn send(
             return Err(fail(PostError::OutOfTime));
         }
         match part {
-            ReplyPart::Post(_) | ReplyPart::Prompt { .. } => {
-                post_one(bridge, installation, &token, &part.as_outgoing(), deadline)
-                    .await
-                    .map_err(fail)?
-            }
+            ReplyPart::Post(_) | ReplyPart::Prompt { .. } => post_one(
+                bridge,
+                installation,
+                &token,
+                &part.as_outgoing(),
+                deadline,
+                carried,
+            )
+            .await
+            .map_err(fail)?,
             ReplyPart::File { kind, body, line } => {
                 let Err(error) = transfer(bridge, &token, to, *kind, body, deadline).await else {
                     continue;
@@ -203,9 +225,16 @@ pub async fn send(
                     .unwrap_or_else(|| line.clone()),
                     _ => line.clone(),
                 };
-                post_one(bridge, installation, &token, &OutgoingPost::plain(line), deadline)
-                    .await
-                    .map_err(fail)?;
+                post_one(
+                    bridge,
+                    installation,
+                    &token,
+                    &OutgoingPost::plain(line),
+                    deadline,
+                    carried,
+                )
+                .await
+                .map_err(fail)?;
             }
         }
     }
@@ -218,6 +247,7 @@ async fn post_one(
     token: &BotToken<'_>,
     post: &OutgoingPost,
     deadline: Instant,
+    carried: &mut Vec<SlackMessageRef>,
 ) -> Result<(), PostError> {
     to_slack::send_posts(
         bridge,
@@ -226,6 +256,7 @@ async fn post_one(
         std::slice::from_ref(post),
         0,
         deadline,
+        carried,
     )
     .await
     .map_err(|failure| failure.error)
@@ -295,6 +326,7 @@ mod tests {
                 customize: false,
                 channel: "D1",
                 thread_ts: None,
+                language: NoticeLanguage::English,
             },
         )
     }
@@ -373,6 +405,28 @@ mod tests {
             .message
             .text
             .starts_with("*Alice:* Please rate me"));
+    }
+
+    #[test]
+    fn a_session_event_is_a_notice_before_the_text() {
+        let event = |name: &str| {
+            json!({ "weichat": { "event": { "eventName": name,
+                "eventObj": { "agentUserNiceName": "Alice Agent" } } } })
+        };
+        let parts = plan_for(json!({
+            "bodies": [{ "type": "txt", "msg": "Hi, I'm Alice" }],
+            "ext": event("ServiceSessionOpenedEvent"),
+        }));
+        let posts: Vec<PostMessage> = parts.iter().map(|p| p.as_outgoing().message).collect();
+        assert_eq!(posts.len(), 2);
+        assert_eq!(posts[0].text, "👋 *Alice Agent* joined the conversation");
+        assert_eq!(posts[0].blocks.as_ref().unwrap()[0]["type"], "context");
+        assert_eq!(posts[1].text, "*Alice:* Hi, I'm Alice");
+        let created = payload(json!({ "bodies": [{ "type": "txt", "msg": "" }],
+            "ext": event("ServiceSessionCreatedEvent") }));
+        assert!(!has_content(&created));
+        let closed = payload(json!({ "bodies": [], "ext": event("ServiceSessionClosedEvent") }));
+        assert!(has_content(&closed));
     }
 
     #[test]

@@ -10,7 +10,9 @@ use crate::easemob::callback::Ext;
 use crate::relay::prompts::{self, PostedPrompt};
 use crate::slack::bot_token::BotToken;
 use crate::slack::markup::{escape, escaped_parts, split_by_cost, SLACK_MESSAGE_MAX_CHARS};
-use crate::slack::web::{retry_after_fits, PostMessage, SlackApiError};
+use crate::slack::web::{
+    retry_after_fits, PostMessage, PostedMessage, SlackApiError, SlackMessageRef,
+};
 use crate::store::Installation;
 
 /// The scope that lets a post carry `username` and `icon_url`.
@@ -34,20 +36,25 @@ impl AgentIdentity {
         let Some(agent) = &ext.weichat.agent else {
             return Self::default();
         };
-        let name: String = agent
-            .user_nickname
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect::<String>()
-            .trim()
-            .chars()
-            .take(MAX_AGENT_NAME_CHARS)
-            .collect();
         Self {
-            name: Some(name).filter(|n| !n.is_empty()),
+            name: agent_name(&agent.user_nickname),
             avatar_url: avatar_url(&agent.avatar),
         }
     }
+}
+
+/// An agent's name as Slack shows it: one line, at most 80 characters
+/// (what a `username` shows), `None` when blank.
+pub fn agent_name(raw: &str) -> Option<String> {
+    let name: String = raw
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(MAX_AGENT_NAME_CHARS)
+        .collect();
+    Some(name).filter(|n| !n.is_empty())
 }
 
 /// Kefu avatars may come protocol-relative (`//host/x`): Slack needs an
@@ -171,7 +178,8 @@ pub struct PostFailure {
 /// Posts `posts[already_posted..]` in order with the bot token. A 429 whose
 /// `Retry-After` fits before `deadline` is waited out once; anything else
 /// stops, reporting how many posts are made so the caller can keep that
-/// progress for the retry.
+/// progress for the retry. Each post made is added to `carried`, so the
+/// caller can remember where the message went (recalls delete it).
 pub async fn send_posts(
     bridge: &Bridge,
     installation: &Installation,
@@ -179,6 +187,7 @@ pub async fn send_posts(
     posts: &[OutgoingPost],
     already_posted: usize,
     deadline: Instant,
+    carried: &mut Vec<SlackMessageRef>,
 ) -> Result<(), PostFailure> {
     for (index, post) in posts.iter().enumerate().skip(already_posted) {
         let fail = |error| PostFailure {
@@ -189,9 +198,10 @@ pub async fn send_posts(
         if index > already_posted && remaining(deadline) < POST_ALLOWANCE {
             return Err(fail(PostError::OutOfTime));
         }
-        post_once_more_if_limited(bridge, installation, token, post, deadline)
+        let posted = post_once_more_if_limited(bridge, installation, token, post, deadline)
             .await
             .map_err(|e| fail(PostError::Slack(e)))?;
+        carried.extend(SlackMessageRef::of(&post.message, &posted));
     }
     Ok(())
 }
@@ -202,7 +212,7 @@ async fn post_once_more_if_limited(
     token: &BotToken<'_>,
     post: &OutgoingPost,
     deadline: Instant,
-) -> Result<(), SlackApiError> {
+) -> Result<PostedMessage, SlackApiError> {
     match post_one(bridge, installation, token, post).await {
         Err(SlackApiError::RateLimited { retry_after }) => {
             let budget = remaining(deadline).saturating_sub(POST_ALLOWANCE);
@@ -222,14 +232,13 @@ async fn post_one(
     installation: &Installation,
     token: &BotToken<'_>,
     post: &OutgoingPost,
-) -> Result<(), SlackApiError> {
+) -> Result<PostedMessage, SlackApiError> {
     match &post.question {
         Some(record) => {
             prompts::post(bridge, token, &installation.key, record, &post.message).await
         }
         None => bridge.slack.post_message(token, &post.message).await,
     }
-    .map(|_| ())
 }
 
 fn remaining(deadline: Instant) -> Duration {

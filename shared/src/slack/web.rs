@@ -213,6 +213,27 @@ pub struct PostedMessage {
     pub channel: Option<String>,
 }
 
+/// Where one of the bridge's posts is: enough to `chat.delete` it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SlackMessageRef {
+    pub channel: String,
+    pub ts: String,
+}
+
+impl SlackMessageRef {
+    /// The post `chat.postMessage` answered for `post` (Slack names the
+    /// channel it used; a DM may be answered with its `D…` id).
+    pub fn of(post: &PostMessage, posted: &PostedMessage) -> Option<Self> {
+        Some(Self {
+            channel: posted
+                .channel
+                .clone()
+                .unwrap_or_else(|| post.channel.clone()),
+            ts: posted.ts.clone()?,
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct SlackClient {
     http: reqwest::Client,
@@ -283,6 +304,16 @@ impl SlackClient {
         update: &MessageUpdate,
     ) -> Result<Value, SlackApiError> {
         let request = self.http.post(self.url("chat.update")).json(update);
+        self.send_as(token, request).await
+    }
+
+    /// `chat.delete` of one of the bot's own messages.
+    pub async fn chat_delete(
+        &self,
+        token: &BotToken<'_>,
+        message: &SlackMessageRef,
+    ) -> Result<Value, SlackApiError> {
+        let request = self.http.post(self.url("chat.delete")).json(message);
         self.send_as(token, request).await
     }
 
