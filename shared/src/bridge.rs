@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::now_epoch_secs;
 use crate::config::{Config, ConfigError};
-use crate::dynamo::{DynamoClient, DynamoError};
+use crate::dynamo::{self, DynamoClient, DynamoError};
 use crate::easemob::{EasemobClient, TokenProvider};
 use crate::slack::signature::SlackVerifier;
 use crate::slack::web::{OAuthV2Access, SlackApiError, SlackClient};
@@ -54,15 +54,17 @@ pub(crate) struct Memo {
     pub teams: TtlCache<String, serde_json::Value>,
     /// Visitor ids known to be registered in Easemob.
     pub registered_visitors: TtlCache<String, ()>,
+    /// Per direction, the last conversation a drain that ran out of time
+    /// finished: the next drain starts after it (relay/outbox.rs).
+    pub drain_resume: TtlCache<crate::store::Direction, String>,
 }
 
 impl Bridge {
     /// Reads the environment once (cold start).
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
-        let http = http_client();
-        let db = DynamoClient::from_env(http.clone())?;
-        Ok(Self::new(config, db, http))
+        let db = dynamo::client_from_env().await?;
+        Ok(Self::new(config, db, http_client()))
     }
 
     pub fn new(config: Config, db: DynamoClient, http: reqwest::Client) -> Self {

@@ -1,7 +1,5 @@
 //! The `Installation` record: what the OAuth flow stores per workspace.
 
-use serde_json::json;
-
 use super::Store;
 use crate::dynamo::item::{bool_attr, num_attr, str_attr};
 use crate::dynamo::{condition_held, DynamoError, Item, ItemExt};
@@ -64,9 +62,7 @@ impl Installation {
     }
 
     fn to_item(&self) -> Item {
-        let mut item = Item::new();
-        item.insert("pk".into(), str_attr(self.key.pk()));
-        item.insert("sk".into(), str_attr("INSTALLATION"));
+        let mut item = Store::key(self.key.pk(), "INSTALLATION");
         let mut opt = |name: &str, value: &Option<String>| {
             if let Some(v) = value {
                 item.insert(name.into(), str_attr(v.clone()));
@@ -127,22 +123,13 @@ impl Store {
         &self,
         key: &WorkspaceKey,
     ) -> Result<Option<Installation>, DynamoError> {
-        let item = self
-            .db
-            .get_item(&self.table, Self::key(&key.pk(), "INSTALLATION"))
-            .await?;
+        let item = self.get(Self::key(key.pk(), "INSTALLATION")).await?;
         Ok(item.and_then(|item| Installation::from_item(key.clone(), &item)))
     }
 
     /// Creates or replaces (reinstall: new token and scopes, same record).
     pub async fn put_installation(&self, installation: &Installation) -> Result<(), DynamoError> {
-        self.db
-            .call(
-                "PutItem",
-                &json!({ "TableName": self.table, "Item": installation.to_item() }),
-            )
-            .await
-            .map(|_| ())
+        self.put(installation.to_item()).await
     }
 
     /// Stores a refreshed token pair only if the stored refresh token is
@@ -155,17 +142,14 @@ impl Store {
     ) -> Result<bool, DynamoError> {
         let result = self
             .db
-            .call(
-                "PutItem",
-                &json!({
-                    "TableName": self.table,
-                    "Item": installation.to_item(),
-                    "ConditionExpression": "refresh_token = :used",
-                    "ExpressionAttributeValues": { ":used": str_attr(used_refresh_token.expose()) }
-                }),
-            )
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(installation.to_item()))
+            .condition_expression("refresh_token = :used")
+            .expression_attribute_values(":used", str_attr(used_refresh_token.expose()))
+            .send()
             .await;
-        condition_held(result)
+        condition_held(result.map_err(DynamoError::from))
     }
 
     /// Flags the installation for reinstall because Slack refused
@@ -178,38 +162,30 @@ impl Store {
     ) -> Result<bool, DynamoError> {
         let result = self
             .db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": Self::key(&key.pk(), "INSTALLATION"),
-                    "UpdateExpression": "SET needs_reinstall = :t",
-                    "ConditionExpression": "refresh_token = :refused",
-                    "ExpressionAttributeValues": {
-                        ":t": bool_attr(true),
-                        ":refused": str_attr(refused_refresh_token.expose()),
-                    }
-                }),
-            )
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key.pk(), "INSTALLATION")))
+            .update_expression("SET needs_reinstall = :t")
+            .condition_expression("refresh_token = :refused")
+            .expression_attribute_values(":t", bool_attr(true))
+            .expression_attribute_values(":refused", str_attr(refused_refresh_token.expose()))
+            .send()
             .await;
-        condition_held(result)
+        condition_held(result.map_err(DynamoError::from))
     }
 
     pub async fn mark_needs_reinstall(&self, key: &WorkspaceKey) -> Result<(), DynamoError> {
         let result = self
             .db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": Self::key(&key.pk(), "INSTALLATION"),
-                    "UpdateExpression": "SET needs_reinstall = :t",
-                    "ConditionExpression": "attribute_exists(pk)",
-                    "ExpressionAttributeValues": { ":t": bool_attr(true) }
-                }),
-            )
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key.pk(), "INSTALLATION")))
+            .update_expression("SET needs_reinstall = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", bool_attr(true))
+            .send()
             .await;
         // Nothing to change when the condition does not hold.
-        condition_held(result).map(|_| ())
+        condition_held(result.map_err(DynamoError::from)).map(|_| ())
     }
 }
