@@ -14,11 +14,11 @@ use bridge_tests::TestApp;
 use kefu_bridge::Bridge;
 use serde_json::Value;
 
-use crate::dynamo_proxy::{CountingProxy, Tally};
 use crate::fixtures::{self, CONVERSATIONS, TEAM};
 use crate::noop::NOOP_ENV;
 use crate::scenarios::Function;
 use crate::stats::{Latencies, PerRequest};
+use bridge_tests::dynamo_proxy::{CountingProxy, Tally};
 
 /// What one request did, seen from outside the function.
 struct Sample {

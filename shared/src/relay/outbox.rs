@@ -322,9 +322,10 @@ enum Delivery {
 /// starting no send after `deadline`. Leases are released when it ends.
 ///
 /// The outbox is read a page at a time. A drain that runs out of time
-/// remembers (in this instance) the last conversation it finished, and the
-/// next one starts after it and then wraps around: when a backlog takes
-/// several drains, no conversation always comes last.
+/// remembers (in this instance) the last conversation that had its turn,
+/// and the next drain starts after it and then wraps around: when a backlog
+/// takes several drains, each conversation gets its turn, none always
+/// comes last, and a long backlog does not hold up the others.
 pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> DrainSummary {
     let mut summary = DrainSummary {
         direction: direction.tag(),
@@ -334,7 +335,7 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
     let mut after = resume.clone();
     // Past the end once: then from the first conversation up to `resume`.
     let mut wrapped = resume.is_none();
-    let mut finished: Option<String> = None;
+    let mut last_turn: Option<String> = None;
     'pages: loop {
         if remaining(deadline) < SEND_ALLOWANCE {
             summary.stopped_early = true;
@@ -360,11 +361,17 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
             if seen_before {
                 break 'pages;
             }
-            if !drain_waiting(bridge, direction, conversation, deadline, &mut summary).await {
+            if remaining(deadline) < SEND_ALLOWANCE {
                 summary.stopped_early = true;
                 break 'pages;
             }
-            finished = Some(conversation.visitor.clone());
+            let keep_going =
+                drain_waiting(bridge, direction, conversation, deadline, &mut summary).await;
+            last_turn = Some(conversation.visitor.clone());
+            if !keep_going {
+                summary.stopped_early = true;
+                break 'pages;
+            }
         }
         match page.conversations.last() {
             Some(last) if page.more => after = Some(last.visitor.clone()),
@@ -375,7 +382,7 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
             _ => break,
         }
     }
-    match finished.filter(|_| summary.stopped_early) {
+    match last_turn.filter(|_| summary.stopped_early) {
         Some(visitor) => bridge.memo.drain_resume.put(direction, visitor),
         None if !summary.stopped_early => bridge.memo.drain_resume.remove(&direction),
         None => {}
@@ -404,9 +411,6 @@ async fn drain_waiting(
     deadline: Instant,
     summary: &mut DrainSummary,
 ) -> bool {
-    if remaining(deadline) < SEND_ALLOWANCE {
-        return false;
-    }
     let now = now_epoch_secs();
     if conversation.head_next_attempt_at > now {
         summary.not_due += 1;
