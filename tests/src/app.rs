@@ -169,7 +169,7 @@ impl TestApp {
 /// Creates the test's table, retrying while DynamoDB Local is still warming
 /// up: a cold JVM on a busy 2-core machine can take longer than the bridge's
 /// 2 s request timeout for its first CreateTable. (Creating is idempotent.)
-async fn create_table_patiently(bridge: &Bridge) {
+pub async fn create_table_patiently(bridge: &Bridge) {
     let mut attempt = 0;
     loop {
         match bridge.store.create_table().await {

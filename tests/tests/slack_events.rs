@@ -6,7 +6,7 @@ use bridge_tests::fake_server::Fault;
 use bridge_tests::signing::*;
 use bridge_tests::TestApp;
 use kefu_bridge::relay::slack_events;
-use kefu_bridge::store::Direction;
+use kefu_bridge::store::{Direction, WorkspaceRecord};
 use serde_json::{json, Value};
 
 const TEAM: &str = "T0TEAM1";
@@ -613,7 +613,7 @@ async fn uninstall_deletes_the_workspace_and_later_messages_are_dropped() {
     assert!(app
         .bridge
         .store
-        .get_cached(&workspace.pk(), "PROFILE#U0ADA")
+        .get_cached(&workspace, WorkspaceRecord::Profile("U0ADA"))
         .await
         .unwrap()
         .is_none());

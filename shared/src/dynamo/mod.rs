@@ -249,6 +249,77 @@ mod tests {
         TransactWriteItemsError::TransactionCanceledException(exception.build())
     }
 
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+
+    /// What a service error with `code` and HTTP `status` reads as.
+    fn read(error: PutItemError, status: u16) -> DynamoError {
+        let raw = HttpResponse::new(status.try_into().unwrap(), "{}".into());
+        DynamoError::from(SdkError::service_error(error, raw))
+    }
+
+    fn coded(code: &str) -> PutItemError {
+        PutItemError::generic(ErrorMetadata::builder().code(code).message("m").build())
+    }
+
+    #[test]
+    fn service_errors_read_as_their_kind() {
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+        ] {
+            let error = read(coded(code), 400);
+            assert!(
+                matches!(error, DynamoError::Throttled(_)),
+                "{code}: {error:?}"
+            );
+            assert!(error.is_unavailable());
+        }
+        for (code, status) in [
+            ("InternalServerError", 500),
+            ("TransactionConflictException", 400),
+            ("Anything", 503),
+        ] {
+            let error = read(coded(code), status);
+            assert!(
+                matches!(error, DynamoError::Unavailable(_)),
+                "{code}: {error:?}"
+            );
+        }
+        match read(coded("ValidationException"), 400) {
+            DynamoError::Rejected { kind, message } => {
+                assert_eq!(
+                    (kind.as_str(), message.as_str()),
+                    ("ValidationException", "m")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let old: Item = [("status".to_string(), item::str_attr("completed"))].into();
+        let failed = ConditionalCheckFailedException::builder()
+            .set_item(Some(old.clone()))
+            .build();
+        match read(PutItemError::ConditionalCheckFailedException(failed), 400) {
+            DynamoError::ConditionalCheckFailed(Some(item)) => assert_eq!(item, old),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_answer_is_unavailable() {
+        let timeout: SdkError<PutItemError, HttpResponse> =
+            SdkError::timeout_error("operation timed out");
+        let error = DynamoError::from(timeout);
+        assert!(matches!(error, DynamoError::Unavailable(_)), "{error:?}");
+        assert!(!DynamoError::Rejected {
+            kind: String::new(),
+            message: String::new()
+        }
+        .is_unavailable());
+    }
+
     #[test]
     fn a_transaction_cancelled_by_a_condition_is_a_failed_condition() {
         assert_eq!(

@@ -17,7 +17,7 @@ use crate::relay::to_slack::AgentIdentity;
 use crate::secret::Secret;
 use crate::slack::blocks::{self, Rendered};
 use crate::slack::web::{PostMessage, PostedMessage, SlackApiError};
-use crate::store::WorkspaceKey;
+use crate::store::{WorkspaceKey, WorkspaceRecord};
 use crate::visitor::VisitorId;
 
 /// How long a posted question can be answered with its stored arguments
@@ -200,10 +200,6 @@ pub fn answer_only(answer: &Answer, original_blocks: Option<&Value>) -> Rendered
     blocks::answered_in_place(original_blocks, &line)
 }
 
-fn prompt_sk(channel: &str, ts: &str) -> String {
-    format!("PROMPT#{channel}#{ts}")
-}
-
 /// The post that asks `prompt` of `visitor`. With `chat:write.customize`
 /// the agent is the post's author; without, their name leads the first
 /// line, as for text replies.
@@ -252,8 +248,8 @@ pub async fn post(
             if let Err(error) = bridge
                 .store
                 .put_cached(
-                    &workspace.pk(),
-                    &prompt_sk(channel, ts),
+                    workspace,
+                    WorkspaceRecord::Prompt { channel, ts },
                     &doc,
                     PROMPT_TTL_SECS,
                 )
@@ -276,7 +272,7 @@ pub async fn find(
 ) -> Option<PostedPrompt> {
     match bridge
         .store
-        .get_cached(&workspace.pk(), &prompt_sk(channel, ts))
+        .get_cached(workspace, WorkspaceRecord::Prompt { channel, ts })
         .await
     {
         Ok(doc) => doc.and_then(|doc| serde_json::from_value(doc).ok()),

@@ -33,6 +33,7 @@ pub use outbox::{
     Conversation, DeadLetter, Direction, Lane, NewOutboxItem, OutboxItem, WaitingConversation,
     WaitingPage, DEAD_LETTER_TTL_SECS, MAX_PAYLOAD_BYTES,
 };
+pub use workspace::WorkspaceRecord;
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{

@@ -28,11 +28,40 @@ const UNPROCESSED_RETRY_PAUSES: [Duration; 4] = [
     Duration::from_millis(400),
 ];
 
+/// A record kept in a workspace's partition for the relay: a cached
+/// document or a marker (docs/design.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkspaceRecord<'a> {
+    /// A Slack user's profile (`users.info`), by user id.
+    Profile(&'a str),
+    /// A Slack team's name and domain (`team.info`), by team id.
+    Team(&'a str),
+    /// A visitor registered in Easemob, by visitor id.
+    Visitor(&'a str),
+    /// An interactive message the bridge posted.
+    Prompt { channel: &'a str, ts: &'a str },
+}
+
+impl WorkspaceRecord<'_> {
+    fn sk(&self) -> String {
+        match self {
+            WorkspaceRecord::Profile(user) => format!("PROFILE#{user}"),
+            WorkspaceRecord::Team(team) => format!("TEAM#{team}"),
+            WorkspaceRecord::Visitor(visitor) => format!("VISITOR#{visitor}"),
+            WorkspaceRecord::Prompt { channel, ts } => format!("PROMPT#{channel}#{ts}"),
+        }
+    }
+}
+
 impl Store {
     /// A cached JSON document, or `None` when absent or expired (DynamoDB's
     /// TTL deletes lazily, so expiry is checked on read too).
-    pub async fn get_cached(&self, pk: &str, sk: &str) -> Result<Option<Value>, DynamoError> {
-        let Some(item) = self.get(Self::key(pk, sk)).await? else {
+    pub async fn get_cached(
+        &self,
+        workspace: &WorkspaceKey,
+        record: WorkspaceRecord<'_>,
+    ) -> Result<Option<Value>, DynamoError> {
+        let Some(item) = self.get(Self::key(workspace.pk(), record.sk())).await? else {
             return Ok(None);
         };
         if item
@@ -46,12 +75,12 @@ impl Store {
 
     pub async fn put_cached(
         &self,
-        pk: &str,
-        sk: &str,
+        workspace: &WorkspaceKey,
+        record: WorkspaceRecord<'_>,
         data: &Value,
         ttl_secs: i64,
     ) -> Result<(), DynamoError> {
-        let mut item = Self::key(pk, sk);
+        let mut item = Self::key(workspace.pk(), record.sk());
         item.insert("data".into(), str_attr(data.to_string()));
         item.insert("expires_at".into(), num_attr(now_epoch_secs() + ttl_secs));
         self.put(item).await
@@ -126,12 +155,23 @@ impl Store {
     }
 
     /// Marks a record that only needs to exist (e.g. "visitor registered").
-    pub async fn put_marker(&self, pk: &str, sk: &str) -> Result<(), DynamoError> {
-        self.put(Self::key(pk, sk)).await
+    pub async fn put_marker(
+        &self,
+        workspace: &WorkspaceKey,
+        record: WorkspaceRecord<'_>,
+    ) -> Result<(), DynamoError> {
+        self.put(Self::key(workspace.pk(), record.sk())).await
     }
 
-    pub async fn has_marker(&self, pk: &str, sk: &str) -> Result<bool, DynamoError> {
-        Ok(self.get(Self::key(pk, sk)).await?.is_some())
+    pub async fn has_marker(
+        &self,
+        workspace: &WorkspaceKey,
+        record: WorkspaceRecord<'_>,
+    ) -> Result<bool, DynamoError> {
+        Ok(self
+            .get(Self::key(workspace.pk(), record.sk()))
+            .await?
+            .is_some())
     }
 
     /// The thread a channel visitor last wrote in (`None`: top level).
@@ -224,5 +264,72 @@ where
             )));
         };
         tokio::time::sleep(*pause).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::DeleteRequest;
+    use std::cell::RefCell;
+
+    fn deletes(count: usize) -> Vec<WriteRequest> {
+        (0..count)
+            .map(|i| {
+                let key = Store::key(format!("WORKSPACE#T{i}"), "INSTALLATION");
+                let delete = DeleteRequest::builder().set_key(Some(key)).build().unwrap();
+                WriteRequest::builder().delete_request(delete).build()
+            })
+            .collect()
+    }
+
+    const QUICK: [Duration; 4] = [Duration::from_millis(1); 4];
+
+    /// A batch writer that processes `per_call` writes a call and hands the
+    /// rest back, recording what it was asked to write.
+    fn partial_writer(
+        per_call: usize,
+        asked: &RefCell<Vec<usize>>,
+    ) -> impl FnMut(Vec<WriteRequest>) -> std::future::Ready<Result<Vec<WriteRequest>, DynamoError>> + '_
+    {
+        move |mut requests: Vec<WriteRequest>| {
+            asked.borrow_mut().push(requests.len());
+            let left = requests.split_off(per_call.min(requests.len()));
+            std::future::ready(Ok(left))
+        }
+    }
+
+    #[tokio::test]
+    async fn unprocessed_writes_are_retried_until_none_is_left() {
+        let asked = RefCell::new(Vec::new());
+        write_all(deletes(25), &QUICK, partial_writer(10, &asked))
+            .await
+            .unwrap();
+        assert_eq!(*asked.borrow(), vec![25, 15, 5]);
+    }
+
+    #[tokio::test]
+    async fn writes_still_unprocessed_after_the_last_retry_are_an_error() {
+        let asked = RefCell::new(Vec::new());
+        let result = write_all(deletes(25), &QUICK, partial_writer(2, &asked)).await;
+        // One try and one retry after each pause; what is left is reported.
+        assert_eq!(*asked.borrow(), vec![25, 23, 21, 19, 17]);
+        match result {
+            Err(error @ DynamoError::Throttled(_)) => {
+                assert!(error.is_unavailable());
+                assert!(
+                    error.to_string().contains("15 writes unprocessed"),
+                    "{error}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_pauses_grow_and_stay_inside_the_event_budget() {
+        assert!(UNPROCESSED_RETRY_PAUSES.windows(2).all(|w| w[0] < w[1]));
+        let total: Duration = UNPROCESSED_RETRY_PAUSES.iter().sum();
+        assert!(total < Duration::from_secs(1), "{total:?}");
     }
 }
