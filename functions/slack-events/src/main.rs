@@ -1,6 +1,9 @@
 //! `slack-events`: `POST /slack/events` (Slack Events API → Kefu),
 //! `POST /slack/interactivity` (button clicks → Kefu), and the scheduled
 //! drain of the outbox to Kefu.
+// The AWS SDK's request futures nest deeply inside the handler's; the
+// compiler's default depth (128) is too shallow for their layout.
+#![recursion_limit = "256"]
 use kefu_bridge::lambda::{self, Function};
 use kefu_bridge::{logging, Bridge};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
