@@ -13,7 +13,7 @@ use bridge_tests::signing::{slack_signature, LOCAL_EASEMOB_CALLBACK_SECRET};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kefu_bridge::easemob::callback::{verify_security, Callback};
 use kefu_bridge::easemob::{TextMessage, VisitorInfo};
-use kefu_bridge::loop_guard::{own_message, BridgeIdentity};
+use kefu_bridge::loop_guard::{not_forwarded, BridgeIdentity};
 use kefu_bridge::secret::Secret;
 use kefu_bridge::slack::events::{Envelope, Event, MessageEvent};
 use kefu_bridge::slack::markup::to_plain_text;
@@ -85,7 +85,7 @@ fn hot_paths(c: &mut Criterion) {
     };
     group.throughput(Throughput::Elements(1));
     group.bench_function("loop_guard_own_message", |b| {
-        b.iter(|| own_message(black_box(&message), me))
+        b.iter(|| not_forwarded(black_box(&message), me))
     });
 
     // Slack markup → the agent's text: a mention, two links, <!here>, entities.
@@ -111,6 +111,7 @@ fn hot_paths(c: &mut Criterion) {
         from: &from,
         service_number: "kefuchannelimid_local",
         visitor: &visitor,
+        queue: None,
     };
     let long_text = fixtures::long_text(12 * 1024);
     assert!(outgoing.bodies(&long_text).len() >= 3);

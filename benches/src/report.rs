@@ -506,7 +506,7 @@ fn describe_micro(id: &str) -> &'static str {
     match id {
         "slack_signature_verify" => "Slack signature check of a 1.5 KB event body",
         "slack_envelope_parse" => "`Envelope` + `Event` of a 1.5 KB message event",
-        "loop_guard_own_message" => "`loop_guard::own_message`, a person's message (all rules)",
+        "loop_guard_own_message" => "`loop_guard::not_forwarded`, a person's message (all rules)",
         "markup_to_plain_text" => "`to_plain_text`: mention, links, `<!here>`, entities",
         "easemob_bodies_12kb" => "`TextMessage::bodies` of 12 KB text (≤ 5,120 B each)",
         "easemob_callback_verify_parse" => "agent-reply callback: JSON, MD5 `security`, `Callback`",

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use kefu_bridge::easemob::message::MAX_BODY_BYTES;
 use kefu_bridge::easemob::{TextMessage, VisitorInfo};
+use kefu_bridge::relay::routing::checked_queue_name;
 use kefu_bridge::slack::markup::{
     escape, escaped_parts, mentioned_users, split_by_cost, to_plain_text, unescape,
 };
@@ -47,10 +48,12 @@ fuzz_target!(|data: &[u8]| {
         ..VisitorInfo::default()
     }
     .capped();
+    let queue: String = text.chars().take(100).collect();
     let message = TextMessage {
         from: "T0FUZZ_U0FUZZ_D0FUZZ",
         service_number: "kefuchannelimid_fuzz",
         visitor: &visitor,
+        queue: checked_queue_name(&queue),
     };
     for body in message.bodies(text) {
         assert!(body.len() <= MAX_BODY_BYTES);

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use kefu_bridge::loop_guard::{own_message, BridgeIdentity};
+use kefu_bridge::loop_guard::{not_forwarded, BridgeIdentity};
 use kefu_bridge::secret::Secret;
 use kefu_bridge::slack::events::{is_content_subtype, Envelope, Event};
 use kefu_bridge::slack::markup::{mentioned_users, to_plain_text};
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         bot_user_id: "U0BOT",
         app_id: &callback.api_app_id,
     };
-    let _ = own_message(&message, me);
+    let _ = not_forwarded(&message, me);
     let _ = is_content_subtype(message.subtype.as_deref());
     for file in &message.files {
         let _ = file.describe();

@@ -8,12 +8,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::clock::now_epoch_secs;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Duties};
 use crate::dynamo::{self, DynamoClient, DynamoError};
 use crate::easemob::{EasemobClient, TokenProvider};
+use crate::secret::Secret;
+use crate::slack::bot_token::{BotToken, StoredLookup, StoredToken};
 use crate::slack::signature::SlackVerifier;
 use crate::slack::web::{OAuthV2Access, SlackApiError, SlackClient};
-use crate::store::{Installation, Store, WorkspaceKey};
+use crate::store::{Installation, RotationLease, Store, WorkspaceKey};
 
 /// Bounds on every outbound call (docs/design.md §2): every answer leaves within
 /// Slack's 3 s even when a dependency hangs.
@@ -28,8 +30,17 @@ const INSTALLATION_TTL: Duration = Duration::from_secs(60);
 /// it is handed out, so no call made with it dies of `token_expired`.
 pub const TOKEN_REFRESH_MARGIN_SECS: i64 = 300;
 
-/// How long a refused refresh waits for a racing instance's write.
-const ROTATION_RACE_WAIT: Duration = Duration::from_millis(300);
+/// How long the instance exchanging a refresh token holds the lease on it:
+/// longer than the exchange and the write can take (each bounded by
+/// [`REQUEST_TIMEOUT`]), so a live holder is never overtaken; a crashed
+/// one's lease runs out and another instance takes over.
+const ROTATION_LEASE_SECS: i64 = 5;
+/// How long an instance waits for another's rotation, polling the table.
+/// Bounded well inside every function's budget (Slack's 3 s): after it the
+/// instance goes on with the token it has (it is refreshed 5 minutes early,
+/// so it usually still works).
+const ROTATION_WAIT: Duration = Duration::from_millis(1_000);
+const ROTATION_POLL: Duration = Duration::from_millis(100);
 
 pub struct Bridge {
     pub config: Config,
@@ -51,18 +62,24 @@ pub struct Bridge {
 pub(crate) struct Memo {
     /// Slack profile documents by `(workspace, user)` and team documents by team.
     pub users: TtlCache<(String, String), serde_json::Value>,
+    /// Mentioned `(workspace, user)` ids Slack did not resolve (unknown, or
+    /// no answer in time): shown as ids for a while, not asked about again.
+    pub unknown_users: TtlCache<(String, String), ()>,
     pub teams: TtlCache<String, serde_json::Value>,
     /// Visitor ids known to be registered in Easemob.
     pub registered_visitors: TtlCache<String, ()>,
     /// Per direction, the last conversation a drain that ran out of time
     /// finished: the next drain starts after it (relay/outbox.rs).
     pub drain_resume: TtlCache<crate::store::Direction, String>,
+    /// Kefu routes and notice language, by workspace partition key.
+    pub routes: TtlCache<String, Vec<crate::store::Route>>,
+    pub notice_languages: TtlCache<String, crate::store::NoticeLanguage>,
 }
 
 impl Bridge {
-    /// Reads the environment once (cold start).
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
+    /// Reads the environment once (cold start): the variables `duties` need.
+    pub async fn from_env(duties: Duties) -> Result<Self, ConfigError> {
+        let config = Config::from_env_for(duties)?;
         let db = dynamo::client_from_env().await?;
         Ok(Self::new(config, db, http_client()))
     }
@@ -117,11 +134,33 @@ impl Bridge {
         self.refreshed_installation(key).await
     }
 
-    /// Token rotation (docs/design.md §2, `refresh_token` + `expires_in`). Inside the
-    /// instance, callers queue on `rotation` and the first one refreshes;
-    /// the rest find its result in memory. Across instances, the new pair is
-    /// written only if the stored refresh token is still the one used, and
-    /// the loser of that race re-reads the winner's pair.
+    /// The bot token for a workspace's Slack calls in one request: the
+    /// freshest this instance holds, checked against the table when Slack
+    /// refuses it (docs/design.md §2 "OAuth v2 install"; `slack::bot_token`).
+    pub fn bot_token(&self, installation: &Installation) -> BotToken<'_> {
+        // Memory holds the newest copy this instance has read: after a stale
+        // token was replaced earlier in the request, the stored one.
+        let token = self
+            .installations
+            .get(&installation.key, INSTALLATION_TTL)
+            .map_or_else(|| installation.bot_token.clone(), |held| held.bot_token);
+        BotToken::with_stored(
+            token,
+            StoredInstallation {
+                bridge: self,
+                key: installation.key.clone(),
+            },
+        )
+    }
+
+    /// Token rotation (docs/design.md §2 "OAuth v2 install", `refresh_token` +
+    /// `expires_in`). Slack honours a refresh token once, so exactly one
+    /// instance exchanges it: inside the instance, callers queue on
+    /// `rotation` and the first one goes on (the rest find its result in
+    /// memory); across instances, the one that takes the lease in the table
+    /// exchanges, and the others poll the table for the new pair for at
+    /// most [`ROTATION_WAIT`]. Nothing is flagged for reinstall because
+    /// another instance is rotating.
     async fn refreshed_installation(
         &self,
         key: &WorkspaceKey,
@@ -134,19 +173,68 @@ impl Bridge {
         {
             return Ok(Some(fresh));
         }
-        // Another instance may have rotated it already.
-        let Some(current) = self.store.get_installation(key).await? else {
-            self.installations.remove(key);
-            return Ok(None);
-        };
-        self.installations.put(key.clone(), current.clone());
-        let Some(used) = current
-            .refresh_token
-            .clone()
-            .filter(|_| needs_refresh(&current, now_epoch_secs()))
-        else {
-            return Ok(Some(current));
-        };
+        let started = Instant::now();
+        let mut waited = false;
+        loop {
+            // Another instance may have rotated it already.
+            let Some(current) = self.store.get_installation(key).await? else {
+                self.installations.remove(key);
+                return Ok(None);
+            };
+            self.installations.put(key.clone(), current.clone());
+            let now = now_epoch_secs();
+            let Some(used) = current
+                .refresh_token
+                .clone()
+                .filter(|_| needs_refresh(&current, now))
+            else {
+                if waited {
+                    tracing::info!(
+                        workspace = key.id(),
+                        outcome = "rotated_elsewhere",
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "rotation_lease_waited"
+                    );
+                }
+                return Ok(Some(current));
+            };
+            let lease = self
+                .store
+                .take_rotation_lease(key, &used, now, now + ROTATION_LEASE_SECS)
+                .await?;
+            match lease {
+                RotationLease::Taken => {
+                    tracing::info!(workspace = key.id(), "rotation_lease_taken");
+                    return self.rotate(key, current, used).await;
+                }
+                RotationLease::TakenOver => {
+                    tracing::warn!(workspace = key.id(), "rotation_lease_expired");
+                    return self.rotate(key, current, used).await;
+                }
+                RotationLease::Held if started.elapsed() + ROTATION_POLL > ROTATION_WAIT => {
+                    tracing::warn!(
+                        workspace = key.id(),
+                        outcome = "gave_up",
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "rotation_lease_waited"
+                    );
+                    return Ok(Some(current));
+                }
+                RotationLease::Held => {
+                    waited = true;
+                    tokio::time::sleep(ROTATION_POLL).await;
+                }
+            }
+        }
+    }
+
+    /// Exchanges `used` for a new pair under the lease and stores it.
+    async fn rotate(
+        &self,
+        key: &WorkspaceKey,
+        current: Installation,
+        used: Secret,
+    ) -> Result<Option<Installation>, DynamoError> {
         let answer = self
             .slack
             .oauth_v2_access::<OAuthV2Access>(
@@ -173,6 +261,7 @@ impl Bridge {
             },
             Ok(_) => {
                 tracing::warn!(workspace = key.id(), "token_refresh_without_token");
+                self.give_back_rotation_lease(key, &used).await;
                 return Ok(Some(current));
             }
             Err(error) => return self.refresh_failed(key, current, &used, error).await,
@@ -182,7 +271,7 @@ impl Bridge {
             self.installations.put(key.clone(), rotated.clone());
             return Ok(Some(rotated));
         }
-        // Lost the race to another instance: its pair is the stored one.
+        // Our lease ran out and another instance rotated: its pair stands.
         let winner = self.store.get_installation(key).await?;
         match &winner {
             Some(winner) => self.installations.put(key.clone(), winner.clone()),
@@ -191,31 +280,28 @@ impl Bridge {
         Ok(winner)
     }
 
-    /// Slack refused or could not be reached. A refused refresh token is
-    /// often just one another instance already used: then its pair is in
-    /// the table. If not, the installation is flagged for reinstall (and not
-    /// retried on every event); a transient failure leaves it as it is.
+    /// Slack refused or could not be reached. Under the lease nobody else
+    /// used this refresh token — unless the lease ran out meanwhile, so the
+    /// table is read once more. A refusal of the stored refresh token flags
+    /// the installation for reinstall (and it is not retried on every
+    /// event); after a transient failure the lease is given back, so the
+    /// next call tries again.
     async fn refresh_failed(
         &self,
         key: &WorkspaceKey,
         current: Installation,
-        used: &crate::secret::Secret,
+        used: &Secret,
         error: SlackApiError,
     ) -> Result<Option<Installation>, DynamoError> {
         tracing::warn!(workspace = key.id(), %error, "token_refresh_failed");
         if !matches!(error, SlackApiError::Api(_)) || error.is_transient() {
+            self.give_back_rotation_lease(key, used).await;
             return Ok(Some(current));
         }
-        // The instance that won with our refresh token writes its pair a
-        // moment after Slack answered it: look twice before giving up.
-        for wait in [Duration::ZERO, ROTATION_RACE_WAIT] {
-            tokio::time::sleep(wait).await;
-            let stored = self.store.get_installation(key).await?;
-            if let Some(stored) = &stored {
-                if stored.refresh_token.as_ref() != Some(used) {
-                    self.installations.put(key.clone(), stored.clone());
-                    return Ok(Some(stored.clone()));
-                }
+        if let Some(stored) = self.store.get_installation(key).await? {
+            if stored.refresh_token.as_ref() != Some(used) {
+                self.installations.put(key.clone(), stored.clone());
+                return Ok(Some(stored));
             }
         }
         if !self.store.mark_refresh_refused(key, used).await? {
@@ -234,9 +320,51 @@ impl Bridge {
         Ok(Some(flagged))
     }
 
+    /// After an exchange that gave no pair: the next call may try at once.
+    /// If the table does not take it, the lease simply runs out.
+    async fn give_back_rotation_lease(&self, key: &WorkspaceKey, used: &Secret) {
+        if let Err(error) = self.store.release_rotation_lease(key, used).await {
+            tracing::warn!(workspace = key.id(), %error, "rotation_lease_not_released");
+        }
+    }
+
     /// Drops what this instance remembers about a workspace (uninstall).
     pub fn forget_workspace(&self, key: &WorkspaceKey) {
         self.installations.remove(key);
+        self.memo.routes.remove(&key.pk());
+        self.memo.notice_languages.remove(&key.pk());
+    }
+
+    /// The stored bot token when it is not `refused`, read past the memory
+    /// cache (that is where a stale copy comes from); memory then holds the
+    /// stored installation.
+    async fn stored_token_other_than(
+        &self,
+        key: &WorkspaceKey,
+        refused: &Secret,
+    ) -> Result<Option<Secret>, SlackApiError> {
+        let Some(stored) = self.store.get_installation(key).await? else {
+            return Ok(None);
+        };
+        self.installations.put(key.clone(), stored.clone());
+        if stored.bot_token == *refused {
+            tracing::info!(workspace = key.id(), "bot_token_refused_as_stored");
+            return Ok(None);
+        }
+        tracing::info!(workspace = key.id(), "stale_bot_token_retried_with_stored");
+        Ok(Some(stored.bot_token))
+    }
+}
+
+/// A workspace's installation in the table, as [`BotToken`] reads it.
+struct StoredInstallation<'a> {
+    bridge: &'a Bridge,
+    key: WorkspaceKey,
+}
+
+impl StoredToken for StoredInstallation<'_> {
+    fn other_than<'a>(&'a self, refused: &'a Secret) -> StoredLookup<'a> {
+        Box::pin(self.bridge.stored_token_other_than(&self.key, refused))
     }
 }
 
@@ -252,13 +380,25 @@ fn needs_refresh(installation: &Installation, now: i64) -> bool {
 
 /// The one HTTP client: rustls, bounded connect and request time.
 pub fn http_client() -> reqwest::Client {
+    client_builder().build().expect("TLS backend initialises")
+}
+
+/// The client for files a payload names (docs/design.md §3 "Files"): as
+/// [`http_client`], but it follows no redirect, so a request goes exactly
+/// where the checked URL says and nowhere a server sends it next.
+pub fn no_redirect_http_client() -> reqwest::Client {
+    client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("TLS backend initialises")
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
         .pool_idle_timeout(Duration::from_secs(50))
         .user_agent(concat!("slack-kefu-bridge/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("TLS backend initialises")
 }
 
 /// A map whose entries are trusted for a caller-given time.

@@ -1,5 +1,7 @@
 //! Wall-clock time as epoch seconds: what Slack timestamps, DynamoDB TTLs and
-//! token expiries are all written in.
+//! token expiries are all written in. Also the OS random source, which
+//! either gives unguessable bytes or fails (docs/design.md §2 "OAuth v2
+//! install": the `state` must be one-time and unguessable).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -43,23 +45,60 @@ pub fn utc_parts(epoch_secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
-/// Random bytes from the OS. Used for OAuth `state`, visitor passwords and
-/// retry jitter; a failing OS RNG is not survivable, so this falls back to
-/// time-derived bytes only to avoid a panic in a request path.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
+/// The operating system's random source failed: nothing that must be
+/// unguessable (an OAuth `state`, a visitor's password) can be made now.
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+#[error("the operating system's random source failed")]
+pub struct RandomnessUnavailable;
+
+/// Unguessable bytes from the OS, for OAuth `state` and visitor passwords.
+/// Fails closed: when the OS cannot give randomness there is no fallback
+/// (bytes derived from the time could be guessed), and the caller refuses
+/// the request instead.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], RandomnessUnavailable> {
+    random_bytes_from(getrandom::getrandom)
+}
+
+/// [`random_bytes`] over any source, so the failure path can be tested.
+fn random_bytes_from<const N: usize, E>(
+    fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+) -> Result<[u8; N], RandomnessUnavailable> {
     let mut buf = [0u8; N];
-    if getrandom::getrandom(&mut buf).is_err() {
+    fill(&mut buf).map_err(|_| RandomnessUnavailable)?;
+    Ok(buf)
+}
+
+/// Bytes that only need to differ, never to stay secret: retry jitter, the
+/// conversation a drain starts at, a multipart boundary. Random when the OS
+/// can; otherwise derived from the time, since a delayed retry or a stalled
+/// upload would cost more than predictability does here.
+pub fn spread_bytes<const N: usize>() -> [u8; N] {
+    random_bytes().unwrap_or_else(|RandomnessUnavailable| {
         let seed = now_epoch_millis().to_le_bytes();
+        let mut buf = [0u8; N];
         for (i, b) in buf.iter_mut().enumerate() {
             *b = seed[i % seed.len()].wrapping_add(i as u8);
         }
-    }
-    buf
+        buf
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_random_source_is_an_error_not_a_fallback() {
+        let failed = random_bytes_from::<32, _>(|_| Err(getrandom::Error::UNSUPPORTED));
+        assert_eq!(failed, Err(RandomnessUnavailable));
+        let filled = random_bytes_from::<4, getrandom::Error>(|buf| {
+            buf.copy_from_slice(&[1, 2, 3, 4]);
+            Ok(())
+        });
+        assert_eq!(filled, Ok([1, 2, 3, 4]));
+        let (a, b) = (random_bytes::<16>().unwrap(), random_bytes::<16>().unwrap());
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn utc_parts_matches_known_instants() {

@@ -1,6 +1,9 @@
-//! Configuration, read once at cold start (docs/design.md §1).
+//! Configuration, read once at cold start (docs/design.md §1). Each function
+//! gets only the secrets it uses: what a function does ([`Duties`]) decides
+//! which variables it requires, so the deployment can leave the others out.
 
 use crate::secret::Secret;
+use crate::slack::ids::is_slack_id;
 
 pub const DEFAULT_SLACK_API_BASE_URL: &str = "https://slack.com/api";
 pub const DEFAULT_EASEMOB_API_BASE_URL: &str = "https://a1.easemob.com";
@@ -14,8 +17,32 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
-/// Everything the bridge needs from its environment. Every function reads the
-/// same set so one SAM `Globals` block configures all three.
+/// What a function does, and so which secrets it is given. Every function
+/// needs the table, the Slack app's client id and secret (the install, and
+/// bot-token rotation wherever a bot token is used) and the Slack API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duties {
+    /// Verifies Slack requests: `SLACK_SIGNING_SECRET`.
+    pub verifies_slack_requests: bool,
+    /// Sends to Easemob or reads from it: `EASEMOB_ORG`, `EASEMOB_APP`,
+    /// `EASEMOB_CLIENT_ID`, `EASEMOB_CLIENT_SECRET`, `EASEMOB_IM_SERVICE_NUMBER`.
+    pub uses_easemob: bool,
+    /// Verifies Easemob callbacks: `EASEMOB_CALLBACK_SECRET`.
+    pub verifies_easemob_callbacks: bool,
+}
+
+impl Duties {
+    /// Everything: the local server, the demo and tests run every route.
+    pub const ALL: Duties = Duties {
+        verifies_slack_requests: true,
+        uses_easemob: true,
+        verifies_easemob_callbacks: true,
+    };
+}
+
+/// Everything the bridge needs from its environment. A secret a function's
+/// [`Duties`] do not include is left empty; the verifiers refuse every
+/// request when their secret is empty, so a misrouted request fails closed.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
@@ -29,39 +56,64 @@ pub struct Config {
     pub easemob_api_base_url: String,
     pub easemob_org: String,
     pub easemob_app: String,
+    /// `{org}#{app}`: the App Key every genuine callback's `callId` starts with.
+    pub easemob_app_key: String,
     pub easemob_client_id: String,
     pub easemob_client_secret: Secret,
     pub easemob_im_service_number: String,
     pub easemob_callback_secret: Secret,
+    /// Optional `ALLOWED_TEAM_IDS`: the only workspaces served.
+    pub allowed_workspaces: AllowedWorkspaces,
 }
 
 impl Config {
+    /// Every variable, for every duty.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_env_for(Duties::ALL)
+    }
+
+    /// The variables one function's `duties` need.
+    pub fn from_env_for(duties: Duties) -> Result<Self, ConfigError> {
+        Self::from_lookup_for(duties, |name| std::env::var(name).ok())
     }
 
     /// Reads through `lookup` so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_lookup_for(Duties::ALL, lookup)
+    }
+
+    pub fn from_lookup_for(
+        duties: Duties,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let mut missing = Vec::new();
-        let mut required = |name: &'static str| -> String {
+        let mut read = |name: &'static str, needed: bool| -> String {
             match lookup(name).filter(|v| !v.trim().is_empty()) {
-                Some(value) => value,
+                Some(value) if needed => value,
+                Some(_) => String::new(),
                 None => {
-                    missing.push(name);
+                    if needed {
+                        missing.push(name);
+                    }
                     String::new()
                 }
             }
         };
-        let table_name = required("TABLE_NAME");
-        let slack_signing_secret = Secret::new(required("SLACK_SIGNING_SECRET"));
-        let slack_client_id = required("SLACK_CLIENT_ID");
-        let slack_client_secret = Secret::new(required("SLACK_CLIENT_SECRET"));
-        let easemob_org = required("EASEMOB_ORG");
-        let easemob_app = required("EASEMOB_APP");
-        let easemob_client_id = required("EASEMOB_CLIENT_ID");
-        let easemob_client_secret = Secret::new(required("EASEMOB_CLIENT_SECRET"));
-        let easemob_im_service_number = required("EASEMOB_IM_SERVICE_NUMBER");
-        let easemob_callback_secret = Secret::new(required("EASEMOB_CALLBACK_SECRET"));
+        let table_name = read("TABLE_NAME", true);
+        let slack_signing_secret =
+            Secret::new(read("SLACK_SIGNING_SECRET", duties.verifies_slack_requests));
+        let slack_client_id = read("SLACK_CLIENT_ID", true);
+        let slack_client_secret = Secret::new(read("SLACK_CLIENT_SECRET", true));
+        let easemob = duties.uses_easemob;
+        let easemob_org = read("EASEMOB_ORG", easemob);
+        let easemob_app = read("EASEMOB_APP", easemob);
+        let easemob_client_id = read("EASEMOB_CLIENT_ID", easemob);
+        let easemob_client_secret = Secret::new(read("EASEMOB_CLIENT_SECRET", easemob));
+        let easemob_im_service_number = read("EASEMOB_IM_SERVICE_NUMBER", easemob);
+        let easemob_callback_secret = Secret::new(read(
+            "EASEMOB_CALLBACK_SECRET",
+            duties.verifies_easemob_callbacks,
+        ));
         if !missing.is_empty() {
             return Err(ConfigError::Missing(missing));
         }
@@ -80,6 +132,13 @@ impl Config {
             }
             Ok(value.trim_end_matches('/').to_string())
         };
+        let allowed_workspaces = AllowedWorkspaces::parse(
+            &optional("ALLOWED_TEAM_IDS").unwrap_or_default(),
+        )
+        .map_err(|reason| ConfigError::Invalid {
+            name: "ALLOWED_TEAM_IDS",
+            reason,
+        })?;
         Ok(Self {
             table_name,
             slack_signing_secret,
@@ -88,13 +147,50 @@ impl Config {
             slack_api_base_url: base_url("SLACK_API_BASE_URL", DEFAULT_SLACK_API_BASE_URL)?,
             slack_redirect_uri: optional("SLACK_REDIRECT_URI"),
             easemob_api_base_url: base_url("EASEMOB_API_BASE_URL", DEFAULT_EASEMOB_API_BASE_URL)?,
+            easemob_app_key: format!("{easemob_org}#{easemob_app}"),
             easemob_org,
             easemob_app,
             easemob_client_id,
             easemob_client_secret,
             easemob_im_service_number,
             easemob_callback_secret,
+            allowed_workspaces,
         })
+    }
+}
+
+/// `ALLOWED_TEAM_IDS`: the Slack workspaces (`T…`) and Enterprise Grid
+/// organisations (`E…`) this deployment serves, comma-separated. Empty
+/// serves any workspace. Installs, events, interactivity and agent replies
+/// of any other workspace are refused, so a bridge meant for one company
+/// cannot be installed and used by another.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowedWorkspaces(Vec<String>);
+
+impl AllowedWorkspaces {
+    /// Ids exactly as Slack writes them (upper case): a lower-case or
+    /// mistyped id is an error at cold start, not a silently empty list.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut ids = Vec::new();
+        for id in raw.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+            if !(is_slack_id(id) && (id.starts_with('T') || id.starts_with('E'))) {
+                return Err(format!(
+                    "{id:?} is not a Slack team id (T…) or enterprise id (E…) in upper case"
+                ));
+            }
+            ids.push(id.to_string());
+        }
+        Ok(Self(ids))
+    }
+
+    /// True when any workspace is served, or when one of `ids` (a
+    /// workspace's team id, its enterprise id) is listed.
+    pub fn allows<'a>(&self, ids: impl IntoIterator<Item = Option<&'a str>>) -> bool {
+        self.0.is_empty()
+            || ids
+                .into_iter()
+                .flatten()
+                .any(|id| self.0.iter().any(|allowed| allowed == id))
     }
 }
 
@@ -152,6 +248,77 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn each_function_needs_only_its_own_secrets() {
+        let oauth_only = Duties {
+            verifies_slack_requests: false,
+            uses_easemob: false,
+            verifies_easemob_callbacks: false,
+        };
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("TABLE_NAME", "bridge"),
+            ("SLACK_CLIENT_ID", "1.2"),
+            ("SLACK_CLIENT_SECRET", "c"),
+        ]);
+        let config =
+            Config::from_lookup_for(oauth_only, |k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.slack_signing_secret.expose(), "");
+        assert_eq!(config.easemob_callback_secret.expose(), "");
+        // A secret given to a function that does not use it is not kept.
+        let mut extra = env.clone();
+        extra.insert("EASEMOB_CALLBACK_SECRET", "cb");
+        let config =
+            Config::from_lookup_for(oauth_only, |k| extra.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.easemob_callback_secret.expose(), "");
+        let callback = Duties {
+            verifies_easemob_callbacks: true,
+            uses_easemob: true,
+            ..oauth_only
+        };
+        let err =
+            Config::from_lookup_for(callback, |k| env.get(k).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Missing(vec![
+                "EASEMOB_ORG",
+                "EASEMOB_APP",
+                "EASEMOB_CLIENT_ID",
+                "EASEMOB_CLIENT_SECRET",
+                "EASEMOB_IM_SERVICE_NUMBER",
+                "EASEMOB_CALLBACK_SECRET"
+            ])
+        );
+    }
+
+    #[test]
+    fn the_allow_list_takes_upper_case_team_and_enterprise_ids() {
+        let mut env = full();
+        let config = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert!(config.allowed_workspaces.allows([Some("T0ANY")]));
+        env.insert("ALLOWED_TEAM_IDS", " T0ACME , E0GRID,, ");
+        let config = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        let allowed = &config.allowed_workspaces;
+        assert!(allowed.allows([Some("T0ACME")]));
+        assert!(allowed.allows([Some("T0OTHER"), Some("E0GRID")]));
+        assert!(!allowed.allows([Some("T0OTHER"), None]));
+        assert!(!allowed.allows([Some("t0acme")]));
+        assert!(!allowed.allows([None, None]));
+        for bad in ["t0acme", "U0USER", "T0ACME,C0CHAN", "T", "T0-ACME"] {
+            env.insert("ALLOWED_TEAM_IDS", bad);
+            let err = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        name: "ALLOWED_TEAM_IDS",
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

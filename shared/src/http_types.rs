@@ -159,6 +159,25 @@ pub async fn read_body_bounded(
     Ok(read)
 }
 
+/// At most the first `limit` bytes of `response`'s body (fewer when it is
+/// shorter). The rest is never read: dropping the response closes the
+/// connection. For answers only read for a reason, such as an error's JSON,
+/// which a misbehaving server could make as large as it likes.
+pub async fn read_body_prefix(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut prefix = Vec::new();
+    while prefix.len() < limit {
+        let Some(chunk) = response.chunk().await? else {
+            break;
+        };
+        let take = chunk.len().min(limit - prefix.len());
+        prefix.extend_from_slice(&chunk[..take]);
+    }
+    Ok(prefix)
+}
+
 /// True when `url` has the scheme, host and port of `base`: credentials for
 /// a service only ever go to that service's own origin, whatever URL a
 /// payload names.

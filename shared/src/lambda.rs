@@ -15,6 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::bridge::Bridge;
+use crate::config::Duties;
 use crate::http_types::{HttpRequest, HttpResponse};
 use crate::relay::{easemob_callback, interactivity, oauth, outbox, slack_events};
 use crate::store::Direction;
@@ -33,6 +34,28 @@ pub enum Function {
 }
 
 impl Function {
+    /// What this function does, and so the only secrets it is given
+    /// (docs/design.md §1; template.yaml sets the same per function).
+    pub fn duties(self) -> Duties {
+        match self {
+            Function::SlackEvents => Duties {
+                verifies_slack_requests: true,
+                uses_easemob: true,
+                verifies_easemob_callbacks: false,
+            },
+            Function::SlackOAuth => Duties {
+                verifies_slack_requests: false,
+                uses_easemob: false,
+                verifies_easemob_callbacks: false,
+            },
+            Function::EasemobCallback => Duties {
+                verifies_slack_requests: false,
+                uses_easemob: true,
+                verifies_easemob_callbacks: true,
+            },
+        }
+    }
+
     /// The function serving `path` (a stage prefix like `/prod` is allowed).
     pub fn for_path(path: &str) -> Option<Self> {
         let path = path.trim_end_matches('/');

@@ -16,6 +16,7 @@ pub mod http_types;
 pub mod lambda;
 pub mod logging;
 pub mod loop_guard;
+pub mod metrics;
 pub mod relay;
 pub mod secret;
 pub mod slack;

@@ -242,6 +242,7 @@ proptest! {
         text in tricky_text(2_000),
         nickname in "\\PC{0,300}",
         description in "\\PC{0,900}",
+        queue in proptest::option::of("\\PC{1,100}"),
     ) {
         let visitor = VisitorInfo {
             user_nickname: nickname,
@@ -253,6 +254,7 @@ proptest! {
             from: "T0TEAM1_U0ADA_D0ADA",
             service_number: "kefuchannelimid_123456",
             visitor: &visitor,
+            queue: queue.as_deref(),
         };
         let bodies = message.bodies(&text);
         prop_assert!(!bodies.is_empty());

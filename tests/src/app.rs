@@ -69,6 +69,27 @@ impl TestApp {
         }
     }
 
+    /// The same table and fakes behind a bridge configured with `extra`
+    /// environment on top of the local one (e.g. `ALLOWED_TEAM_IDS`): a
+    /// redeploy with new settings, cold caches included.
+    pub fn reconfigure(&mut self, extra: &[(&str, &str)]) {
+        let mut env = local_env(
+            &self.table,
+            &self.slack.api_base_url(),
+            &self.easemob.base_url(),
+        );
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_lookup(|k| {
+            env.iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        })
+        .expect("test config");
+        let http = kefu_bridge::bridge::http_client();
+        self.bridge = Bridge::new(config, local_dynamodb(&self.dynamodb_endpoint), http);
+    }
+
     /// A second bridge over the same table and fakes: another Lambda
     /// instance (cold, with empty memory caches).
     pub fn another_instance(&self) -> Bridge {
@@ -231,5 +252,44 @@ pub fn user_message(channel: &str, channel_type: &str, user: &str, text: &str, t
     json!({
         "type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
         "event_ts": ts, "channel_type": channel_type, "client_msg_id": format!("c-{ts}"),
+    })
+}
+
+/// A person's edit of their message `ts`, as Slack sends it: subtype
+/// `message_changed`, the new version in `message`, the old one in
+/// `previous_message`.
+pub fn edited_message(
+    channel: &str,
+    channel_type: &str,
+    user: &str,
+    ts: &str,
+    old_text: &str,
+    new_text: &str,
+) -> Value {
+    let edited_at = format!("{ts}9");
+    json!({
+        "type": "message", "subtype": "message_changed", "hidden": true,
+        "channel": channel, "channel_type": channel_type, "ts": edited_at, "event_ts": edited_at,
+        "message": {
+            "type": "message", "user": user, "text": new_text, "ts": ts,
+            "edited": { "user": user, "ts": edited_at }, "client_msg_id": format!("c-{ts}"),
+        },
+        "previous_message": {
+            "type": "message", "user": user, "text": old_text, "ts": ts,
+            "client_msg_id": format!("c-{ts}"),
+        },
+    })
+}
+
+/// The deletion of message `previous` (a message object as Slack keeps
+/// it), as Slack sends it: subtype `message_deleted` with `deleted_ts` and
+/// `previous_message`.
+pub fn deleted_message(channel: &str, channel_type: &str, previous: Value) -> Value {
+    let ts = previous["ts"].as_str().unwrap_or("1.0").to_string();
+    let deleted_at = format!("{ts}8");
+    json!({
+        "type": "message", "subtype": "message_deleted", "hidden": true,
+        "channel": channel, "channel_type": channel_type, "ts": deleted_at,
+        "event_ts": deleted_at, "deleted_ts": ts, "previous_message": previous,
     })
 }

@@ -1,7 +1,8 @@
 //! A small HTML renderer of the bridge's Block Kit, in Slack's look, for
-//! the README picture (`docs/kefu-menu-and-survey.png`). It renders the
-//! real builders' output (`Prompt::render`, `render_answered`), so the
-//! picture shows what a Slack user gets. Only what the bridge uses is
+//! the README pictures (`docs/kefu-menu-and-survey.png`,
+//! `docs/kefu-conversation.png`). It renders the real builders' output
+//! (`Prompt::render`, `render_answered`, session notices, reply posts), so
+//! the pictures show what a Slack user gets. Only what the bridge uses is
 //! drawn: sections and context with Slack's mrkdwn (`*bold*`, `_italic_`,
 //! entities, line breaks), and actions blocks of buttons.
 
@@ -122,7 +123,7 @@ fn initials(name: &str) -> String {
 }
 
 /// A whole page: a channel header and the messages.
-pub fn page(channel_title: &str, messages: &[PreviewMessage<'_>]) -> String {
+pub fn page(document_title: &str, channel_title: &str, messages: &[PreviewMessage<'_>]) -> String {
     let mut body = String::new();
     for message in messages {
         if let Some(caption) = message.caption {
@@ -158,7 +159,7 @@ pub fn page(channel_title: &str, messages: &[PreviewMessage<'_>]) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>Kefu menu and survey in Slack (preview)</title>
+<title>{}</title>
 <style>
   * {{ box-sizing: border-box; }}
   body {{ margin: 0; background: #fff; color: #1d1c1d;
@@ -192,6 +193,7 @@ pub fn page(channel_title: &str, messages: &[PreviewMessage<'_>]) -> String {
 <body><header>{}<small>direct message with the Kefu Support app</small></header>
 <main>{body}</main></body></html>
 "#,
+        plain(document_title),
         plain(channel_title)
     )
 }

@@ -1,19 +1,21 @@
 //! Helpers for Easemob callback tests: signed callback bodies, echo loops.
 //!
 //! Callbacks are built the way Easemob sends them (docs/design.md §3 "Callback"):
-//! `to`/`from` user names lower-cased, `timestamp` in milliseconds, and
-//! `security` = MD5 of `callId + secret + timestamp` with the documented
-//! local secret. Bot posts the fake Slack accepted can be turned back into
+//! `to`/`from` user names lower-cased, `timestamp` in milliseconds (now),
+//! `callId` = `<App Key>_<msg_id>`, and `security` = MD5 of
+//! `callId + secret + timestamp` with the documented local secret. Bot posts the fake Slack accepted can be turned back into
 //! the message events Slack would emit for them.
 
-use kefu_bridge::clock::now_epoch_millis;
+use kefu_bridge::clock::{now_epoch_millis, now_epoch_secs};
+use kefu_bridge::dynamo::item::{num_attr, str_attr};
 use kefu_bridge::http_types::{HttpRequest, HttpResponse};
 use kefu_bridge::relay;
+use kefu_bridge::store::WorkspaceKey;
 use serde_json::{json, Value};
 
 use crate::app::{event_callback, TestApp, APP_ID};
 use crate::signing::{
-    easemob_security, LOCAL_EASEMOB_APP, LOCAL_EASEMOB_CALLBACK_SECRET, LOCAL_EASEMOB_ORG,
+    local_easemob_app_key, sign_easemob_callback, LOCAL_EASEMOB_CALLBACK_SECRET,
     LOCAL_EASEMOB_SERVICE_NUMBER,
 };
 
@@ -29,6 +31,26 @@ impl TestApp {
     pub async fn easemob_callback(&self, body: &Value) -> HttpResponse {
         let request = callback_request(body.to_string().as_bytes(), "application/json");
         relay::easemob_callback::handle(&self.bridge, &request).await
+    }
+
+    /// Ages the recall record of Kefu message `msg_id` past its 7 days, as
+    /// if they had passed (DynamoDB's TTL deletes lazily; the store checks
+    /// `expires_at` on read). Written to the table directly, like
+    /// `make_due`, so the scenario needs no waiting.
+    pub async fn expire_slack_posts(&self, workspace: &WorkspaceKey, msg_id: &str) {
+        self.bridge
+            .store
+            .db()
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", str_attr(workspace.pk()))
+            .key("sk", str_attr(format!("KEFU_MSG#{msg_id}")))
+            .update_expression("SET expires_at = :past")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":past", num_attr(now_epoch_secs() - 1))
+            .send()
+            .await
+            .expect("a recall record to expire");
     }
 }
 
@@ -46,19 +68,11 @@ pub fn callback_request(body: &[u8], content_type: &str) -> HttpRequest {
     request
 }
 
-/// Sets `security` from the callback's `callId` and `timestamp` (a number
-/// or a string of digits) with the local callback secret.
+/// Signs `callback` as Easemob signs a genuine one, with the local
+/// callback secret: `callId` = `<App Key>_<msg_id>`, and `security` over it
+/// and the `timestamp` (a number or a string of digits).
 pub fn sign(callback: &mut Value) {
-    let call_id = callback["callId"].as_str().unwrap_or("").to_string();
-    let timestamp = match &callback["timestamp"] {
-        Value::String(s) => s.parse().expect("timestamp digits"),
-        other => other.as_i64().expect("timestamp"),
-    };
-    callback["security"] = json!(easemob_security(
-        &call_id,
-        LOCAL_EASEMOB_CALLBACK_SECRET,
-        timestamp
-    ));
+    sign_easemob_callback(callback, LOCAL_EASEMOB_CALLBACK_SECRET);
 }
 
 /// A signed message callback from `from` to `to` (both lower-cased, as
@@ -66,14 +80,13 @@ pub fn sign(callback: &mut Value) {
 pub fn message_callback(from: &str, to: &str, msg_id: &str, bodies: Value, ext: Value) -> Value {
     let (from, to) = (from.to_ascii_lowercase(), to.to_ascii_lowercase());
     let mut callback = json!({
-        "callId": format!("{LOCAL_EASEMOB_ORG}#{LOCAL_EASEMOB_APP}_{msg_id}"),
         "eventType": "chat",
         "chat_type": "chat",
         "from": from,
         "to": to,
         "msg_id": msg_id,
         "timestamp": now_epoch_millis(),
-        "appkey": format!("{LOCAL_EASEMOB_ORG}#{LOCAL_EASEMOB_APP}"),
+        "appkey": local_easemob_app_key(),
         "host": "msync@ebs-ali-beijing-msync42",
         "payload": { "bodies": bodies, "ext": ext, "from": from, "to": to, "type": "chat" },
     });
@@ -88,6 +101,55 @@ pub fn agent_ext() -> Value {
         "msgId": "5c7e-kefu-msg",
         "service_session": { "serviceSessionId": "9f3e-session", "visitorUserId": "visitor-1" },
     } })
+}
+
+/// `agent_ext()` with Kefu's own id of the message (`ext.weichat.msgId`),
+/// which Kefu's recall command names.
+pub fn agent_ext_with_kefu_id(kefu_msg_id: &str) -> Value {
+    let mut ext = agent_ext();
+    ext["weichat"]["msgId"] = json!(kefu_msg_id);
+    ext
+}
+
+/// A Kefu session event as it reaches the callback: a message from the
+/// service number whose `ext.weichat.event` is `{eventName, eventObj}`
+/// (shapes as `easemob/kefu-webim` `channel.js` `_handleSystemEvent` reads
+/// them), with an empty text body.
+pub fn session_event(visitor: &str, msg_id: &str, event_name: &str, event_obj: Value) -> Value {
+    let mut ext = agent_ext_with_kefu_id(&format!("kefu-{msg_id}"));
+    ext["weichat"]["event"] = json!({ "eventName": event_name, "eventObj": event_obj });
+    agent_message(visitor, msg_id, json!([{ "type": "txt", "msg": "" }]), ext)
+}
+
+/// `eventObj` of an opened or transferred session, as the widget reads it.
+pub fn agent_event_obj(agent_name: &str) -> Value {
+    json!({
+        "agentUserNiceName": agent_name, "userId": "7a1c-agent", "agentType": "Agent",
+        "avatar": AGENT_AVATAR, "sessionId": "9f3e-session",
+    })
+}
+
+/// Kefu's recall: a `cmd` message `KEFU_MESSAGE_RECALL` whose
+/// `ext.weichat.recall_msg_id` names the recalled message.
+pub fn kefu_recall(visitor: &str, msg_id: &str, recalled: &str) -> Value {
+    let mut ext = agent_ext();
+    ext["weichat"]["recall_msg_id"] = json!(recalled);
+    agent_message(
+        visitor,
+        msg_id,
+        json!([{ "type": "cmd", "action": "KEFU_MESSAGE_RECALL" }]),
+        ext,
+    )
+}
+
+/// Easemob IM's recall callback: `chat_type: "recall"`, `recall_id`, and a
+/// payload with no bodies (Easemob's documented example).
+pub fn im_recall(visitor: &str, msg_id: &str, recalled: &str) -> Value {
+    let mut callback = agent_message(visitor, msg_id, json!([]), json!({}));
+    callback["chat_type"] = json!("recall");
+    callback["recall_id"] = json!(recalled);
+    callback["payload"]["ack_message_id"] = json!(recalled);
+    callback
 }
 
 /// An agent's text reply to `visitor` (a visitor id in any case), from the

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde_json::Value;
 
-use crate::signing::{easemob_security, slack_signature};
+use crate::signing::{sign_easemob_callback, slack_signature};
 
 /// Every `*.json` under `root`, sorted.
 pub fn sample_files(root: &Path) -> Vec<PathBuf> {
@@ -37,9 +37,10 @@ pub fn body_bytes(event: &Value) -> Vec<u8> {
     }
 }
 
-/// Re-signs `event` in place: Slack requests get a fresh timestamp and
-/// signature; Easemob callbacks a `security` for `easemob_secret`. Returns
-/// what was done.
+/// Re-signs `event` in place for the time `now` (epoch seconds): Slack
+/// requests get a fresh timestamp and signature; Easemob callbacks a fresh
+/// timestamp, their genuine `callId` and a `security` for
+/// `easemob_secret`. Returns what was done.
 pub fn resign(
     event: &mut Value,
     slack_secret: &str,
@@ -62,9 +63,9 @@ pub fn resign(
         let Ok(mut callback) = serde_json::from_slice::<Value>(&body) else {
             return "unparsable body";
         };
-        let call_id = callback["callId"].as_str().unwrap_or("").to_string();
-        let timestamp = callback["timestamp"].as_i64().unwrap_or(0);
-        callback["security"] = Value::String(easemob_security(&call_id, easemob_secret, timestamp));
+        // A fresh timestamp too: a callback older than 24 h is refused.
+        callback["timestamp"] = Value::from(now.saturating_mul(1_000));
+        sign_easemob_callback(&mut callback, easemob_secret);
         let text = callback.to_string();
         event["body"] = Value::String(if event["isBase64Encoded"].as_bool() == Some(true) {
             base64::engine::general_purpose::STANDARD.encode(text)

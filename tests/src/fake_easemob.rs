@@ -3,7 +3,7 @@
 //! keeps IM users (case-insensitive, stored lower-case like Easemob), takes
 //! messages up to 5,120 bytes, keeps chat files (multipart upload with
 //! `restrict-access`, download with the token and `share-secret`, 10 MB
-//! at most), and records everything.
+//! at most; or a redirect elsewhere when told), and records everything.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -44,6 +44,8 @@ pub struct EasemobState {
     /// Chat files by uuid, and the uuids in upload order.
     pub files: HashMap<String, ChatFile>,
     pub uploads: Vec<String>,
+    /// Chat files whose download answers `302 Found` to another URL.
+    pub redirects: HashMap<String, String>,
     next_file: u64,
 }
 
@@ -148,6 +150,17 @@ impl FakeEasemob {
 
     pub fn file(&self, uuid: &str) -> Option<ChatFile> {
         self.state.lock().unwrap().files.get(uuid).cloned()
+    }
+
+    /// Makes the download of the file at `url` (as `add_file` returned it)
+    /// answer `302 Found` with `Location: location`.
+    pub fn redirect_download(&self, url: &str, location: &str) {
+        let uuid = url.rsplit('/').next().unwrap_or_default().to_string();
+        self.state
+            .lock()
+            .unwrap()
+            .redirects
+            .insert(uuid, location.to_string());
     }
 }
 
@@ -408,6 +421,9 @@ fn download(state: &mut EasemobState, uuid: &str, request: &Recorded) -> Reply {
         .is_some_and(|t| state.valid_tokens.contains(t));
     if !authorised {
         return easemob_error(401, "auth_bad_access_token", "Unable to authenticate");
+    }
+    if let Some(location) = state.redirects.get(uuid) {
+        return Reply::bytes(302, "text/plain", Vec::new()).with_header("location", location);
     }
     let Some(file) = state.files.get(uuid) else {
         return easemob_error(404, "file_not_found", "no such file");

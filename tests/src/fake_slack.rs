@@ -8,7 +8,13 @@
 //! page, as Slack answers), and takes uploads through the external flow
 //! (`files.getUploadURLExternal` → POST to `upload_url` →
 //! `files.completeUploadExternal`). It also answers `chat.update`,
-//! `chat.postEphemeral` and `views.open`, recording each.
+//! `chat.postEphemeral`, `chat.delete` (only the bot's own messages, like
+//! Slack) and `views.open`, recording each.
+//!
+//! Tokens live as Slack's do: a new install of a workspace (a code
+//! exchanged) revokes the workspace's older bot tokens at once (they answer
+//! `token_revoked`), a refresh token is honoured once, and a token can be
+//! made to answer `token_expired`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -32,6 +38,10 @@ pub struct SlackState {
     pub client_id: String,
     pub client_secret: String,
     pub tokens: HashMap<String, BotToken>,
+    /// Bot tokens a reinstall revoked: they answer `token_revoked`.
+    pub revoked: HashSet<String>,
+    /// Bot tokens past their expiry (token rotation): `token_expired`.
+    pub expired: HashSet<String>,
     pub users: HashMap<String, Value>,
     pub teams: HashMap<String, Value>,
     /// One-time OAuth codes and the `oauth.v2.access` answer each yields.
@@ -52,6 +62,8 @@ pub struct SlackState {
     pub shared_files: Vec<SharedFile>,
     /// `chat.update` bodies that succeeded, in order.
     pub updates: Vec<Value>,
+    /// `chat.delete` bodies that succeeded, in order.
+    pub deletes: Vec<Value>,
     /// `chat.postEphemeral` bodies, in order.
     pub ephemerals: Vec<Value>,
     /// `views.open` bodies, in order.
@@ -121,12 +133,22 @@ impl FakeSlack {
         format!("{}/api", self.server.url())
     }
 
+    /// A bot token Slack has issued (again, if it had been revoked).
     pub fn add_bot_token(&self, token: &str, bot: BotToken) {
-        self.state.lock().unwrap().tokens.insert(token.into(), bot);
+        let mut state = self.state.lock().unwrap();
+        state.revoked.remove(token);
+        state.expired.remove(token);
+        state.tokens.insert(token.into(), bot);
     }
 
+    /// Slack no longer knows `token`: it answers `invalid_auth`.
     pub fn revoke_token(&self, token: &str) {
         self.state.lock().unwrap().tokens.remove(token);
+    }
+
+    /// `token` has expired (token rotation): it answers `token_expired`.
+    pub fn expire_token(&self, token: &str) {
+        self.state.lock().unwrap().expired.insert(token.into());
     }
 
     pub fn add_user(&self, user: Value) {
@@ -208,6 +230,32 @@ impl FakeSlack {
         self.state.lock().unwrap().shared_files.clone()
     }
 
+    /// Posted messages not deleted since.
+    pub fn visible_posts(&self) -> Vec<Value> {
+        self.posts()
+            .into_iter()
+            .filter(|post| post["deleted"] != true)
+            .collect()
+    }
+
+    /// Posts whose blocks are all `context` blocks: the quiet one-line
+    /// notices.
+    pub fn context_posts(&self) -> Vec<Value> {
+        self.posts()
+            .into_iter()
+            .filter(|post| {
+                post["blocks"].as_array().is_some_and(|blocks| {
+                    !blocks.is_empty() && blocks.iter().all(|b| b["type"] == "context")
+                })
+            })
+            .collect()
+    }
+
+    /// `chat.delete` bodies that succeeded, in order.
+    pub fn deletes(&self) -> Vec<Value> {
+        self.state.lock().unwrap().deletes.clone()
+    }
+
     pub fn updates(&self) -> Vec<Value> {
         self.state.lock().unwrap().updates.clone()
     }
@@ -242,7 +290,10 @@ fn serve_file(state: &SlackState, request: &Recorded) -> Reply {
     let Some((team, id)) = key.split_once('-') else {
         return Reply::json(404, json!({ "ok": false }));
     };
-    let bot = request.bearer().and_then(|t| state.tokens.get(t));
+    let bot = request
+        .bearer()
+        .filter(|t| !state.expired.contains(*t))
+        .and_then(|t| state.tokens.get(t));
     let Some(file) = state.hosted_files.get(id) else {
         return Reply::bytes(404, "text/plain", b"file not found".to_vec());
     };
@@ -344,6 +395,12 @@ fn route(state: &mut SlackState, method: &str, request: &Recorded) -> Reply {
     let Some(token) = request.bearer() else {
         return error("not_authed");
     };
+    if state.revoked.contains(token) {
+        return error("token_revoked");
+    }
+    if state.expired.contains(token) {
+        return error("token_expired");
+    }
     let Some(bot) = state.tokens.get(token).cloned() else {
         return error("invalid_auth");
     };
@@ -416,6 +473,25 @@ fn route(state: &mut SlackState, method: &str, request: &Recorded) -> Reply {
             }
             state.updates.push(body.clone());
             ok(json!({ "channel": channel, "ts": ts, "text": body["text"] }))
+        }
+        "chat.delete" => {
+            let body = request.json();
+            let (Some(channel), Some(ts)) = (body["channel"].as_str(), body["ts"].as_str()) else {
+                return error("invalid_arguments");
+            };
+            let Some(message) = state
+                .posted
+                .iter_mut()
+                .find(|p| p["channel"] == channel && p["ts"] == ts && p["deleted"] != true)
+            else {
+                return error("message_not_found");
+            };
+            if message["bot_id"] != bot.bot_id.as_str() {
+                return error("cant_delete_message");
+            }
+            message["deleted"] = json!(true);
+            state.deletes.push(body.clone());
+            ok(json!({ "channel": channel, "ts": ts }))
         }
         "chat.postEphemeral" => {
             let body = request.json();
@@ -544,8 +620,29 @@ fn oauth_v2_access(state: &mut SlackState, request: &Recorded) -> Reply {
             if let Some(obj) = answer.as_object_mut() {
                 obj.remove("__redirect_uri");
             }
+            if let Some(token) = answer["access_token"].as_str() {
+                revoke_older_tokens(state, token);
+            }
             ok(answer)
         }
         None => error("invalid_code"),
+    }
+}
+
+/// A workspace installed again: its bot tokens other than `issued` stop
+/// working at once.
+fn revoke_older_tokens(state: &mut SlackState, issued: &str) {
+    let Some(team) = state.tokens.get(issued).map(|bot| bot.team_id.clone()) else {
+        return;
+    };
+    let older: Vec<String> = state
+        .tokens
+        .iter()
+        .filter(|(token, bot)| token.as_str() != issued && bot.team_id == team)
+        .map(|(token, _)| token.clone())
+        .collect();
+    for token in older {
+        state.tokens.remove(&token);
+        state.revoked.insert(token);
     }
 }

@@ -112,6 +112,29 @@ impl TestApp {
     /// As [`TestApp::slack_accepts_code`], with `answer` taken verbatim
     /// (add `__redirect_uri` yourself to have it checked).
     pub fn slack_accepts_code_as_is(&self, code: &str, answer: &Value) {
+        self.slack_knows_bot_token_of(answer);
+        self.slack
+            .state
+            .lock()
+            .unwrap()
+            .oauth_codes
+            .insert(code.into(), answer.clone());
+    }
+
+    /// A refresh token the fake Slack exchanges (once) for `answer`, whose
+    /// bot token then works (bot id `B{team}`).
+    pub fn slack_accepts_refresh(&self, refresh_token: &str, answer: &Value) {
+        self.slack_knows_bot_token_of(answer);
+        self.slack
+            .state
+            .lock()
+            .unwrap()
+            .refresh_tokens
+            .insert(refresh_token.into(), answer.clone());
+    }
+
+    /// Teaches the fake Slack the bot token of an `oauth.v2.access` answer.
+    fn slack_knows_bot_token_of(&self, answer: &Value) {
         let team = answer["team"]["id"]
             .as_str()
             .or(answer["enterprise"]["id"].as_str())
@@ -132,22 +155,6 @@ impl TestApp {
                 },
             );
         }
-        self.slack
-            .state
-            .lock()
-            .unwrap()
-            .oauth_codes
-            .insert(code.into(), answer.clone());
-    }
-
-    /// A refresh token the fake Slack exchanges (once) for `answer`.
-    pub fn slack_accepts_refresh(&self, refresh_token: &str, answer: &Value) {
-        self.slack
-            .state
-            .lock()
-            .unwrap()
-            .refresh_tokens
-            .insert(refresh_token.into(), answer.clone());
     }
 
     /// The whole flow as a browser does it: install page, Slack's consent
@@ -157,6 +164,20 @@ impl TestApp {
         self.slack_accepts_code(code, answer);
         self.oauth(&callback_request(code, &page.state, Some(&page.state)))
             .await
+    }
+
+    /// The same flow served by another `slack-oauth` instance: this app's
+    /// bridge, standing for the warm `easemob-callback` and `slack-events`
+    /// instances, keeps the installation it has in memory.
+    pub async fn install_via_oauth_elsewhere(&self, code: &str, answer: &Value) -> HttpResponse {
+        let oauth = self.another_instance();
+        let page = install_page_of(&oauth).await;
+        self.slack_accepts_code(code, answer);
+        relay::oauth::handle(
+            &oauth,
+            &callback_request(code, &page.state, Some(&page.state)),
+        )
+        .await
     }
 
     /// Every item of one partition (e.g. `WORKSPACE#T…`).

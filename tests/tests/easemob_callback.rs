@@ -244,6 +244,149 @@ async fn bad_missing_and_empty_security_are_401_and_nothing_is_done() {
     assert_eq!(claim, Claim::Acquired { parts_done: 0 });
 }
 
+/// `security` covers neither `msg_id` nor the payload, so a captured
+/// (callId, timestamp, security) must not carry another message, and a
+/// genuine callback must not be replayed after its claim may have expired
+/// (docs/design.md §3 "Callback"). Each is 401 with nothing done; the
+/// genuine callback is then posted once.
+#[tokio::test]
+async fn forged_and_replayed_callbacks_are_401_and_the_genuine_one_is_posted_once() {
+    let app = app().await;
+    let now = kefu_bridge::clock::now_epoch_millis();
+    let genuine = agent_reply(
+        DM_VISITOR,
+        "1094483487342741948",
+        "Your refund is on its way",
+    );
+    // The captured triple on a new message: another msg_id, another
+    // recipient, phishing text.
+    let mut forged = agent_reply(
+        CHANNEL_VISITOR,
+        "1094483487342749999",
+        "Please verify your account at https://phish.example",
+    );
+    for field in ["callId", "timestamp", "security"] {
+        forged[field] = genuine[field].clone();
+    }
+    // A genuine callback from three days ago, correctly signed.
+    let mut three_days_old = agent_reply(DM_VISITOR, "1094483487342740001", "old news");
+    three_days_old["timestamp"] = json!(now - 3 * 86_400_000);
+    sign(&mut three_days_old);
+    // Dated six minutes ahead, correctly signed.
+    let mut ahead = agent_reply(DM_VISITOR, "1094483487342740002", "from the future");
+    ahead["timestamp"] = json!(now + 6 * 60_000);
+    sign(&mut ahead);
+    // Correctly signed, but for another app's key.
+    let mut other_app = agent_reply(DM_VISITOR, "1094483487342740003", "other app");
+    other_app["callId"] = json!("other-org#other-app_1094483487342740003");
+    other_app["security"] = json!(bridge_tests::signing::easemob_security(
+        "other-org#other-app_1094483487342740003",
+        bridge_tests::signing::LOCAL_EASEMOB_CALLBACK_SECRET,
+        other_app["timestamp"].as_i64().unwrap()
+    ));
+    // Hostile timestamps, correctly signed: refused, no overflow.
+    let mut hostile = Vec::new();
+    for (i, timestamp) in [
+        json!(i64::MIN),
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!("-1"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut callback = agent_reply(DM_VISITOR, &format!("10944834873427401{i:02}"), "x");
+        callback["timestamp"] = timestamp;
+        let call_id = callback["callId"].as_str().unwrap().to_string();
+        let digits = match &callback["timestamp"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        callback["security"] = json!(bridge_tests::signing::easemob_security(
+            &call_id,
+            bridge_tests::signing::LOCAL_EASEMOB_CALLBACK_SECRET,
+            &digits
+        ));
+        hostile.push((format!("timestamp {digits}"), callback));
+    }
+    let mut cases = vec![
+        ("captured signature on another msg_id".to_string(), forged),
+        ("three days old".to_string(), three_days_old),
+        ("six minutes ahead".to_string(), ahead),
+        ("another app's callId".to_string(), other_app),
+    ];
+    cases.extend(hostile);
+    for (case, body) in &cases {
+        for event_type in ["chat", "chat_offline"] {
+            let response = app
+                .easemob_callback(&as_event_type(body.clone(), event_type))
+                .await;
+            assert_eq!(response.status, 401, "{case}: {response:?}");
+            assert!(!response.body.is_empty(), "{case}: a short reason");
+        }
+    }
+    assert!(app.slack.server.requests().is_empty());
+    assert!(app.dead_letters().await.is_empty());
+
+    for event_type in ["chat", "chat_offline", "chat"] {
+        let response = app
+            .easemob_callback(&as_event_type(genuine.clone(), event_type))
+            .await;
+        assert_eq!(response.status, 200, "{response:?}");
+    }
+    assert_eq!(
+        posted_texts(&app),
+        vec!["*Alice Agent:* Your refund is on its way"]
+    );
+    // The forged message id was never claimed.
+    let claim = app
+        .bridge
+        .store
+        .claim(&ClaimKey::EasemobMessage("1094483487342749999".into()), 30)
+        .await
+        .unwrap();
+    assert_eq!(claim, Claim::Acquired { parts_done: 0 });
+}
+
+/// The App Key in `callId` is compared without regard to case: Easemob
+/// treats app keys and user names case-insensitively; `msg_id` binds the
+/// message exactly. The edges of the window are inside it.
+#[tokio::test]
+async fn the_app_key_is_case_insensitive_and_the_window_edges_are_accepted() {
+    let app = app().await;
+    let now = kefu_bridge::clock::now_epoch_millis();
+    let mut upper = agent_reply(DM_VISITOR, "1094483487342742001", "upper-case app key");
+    let call_id = format!(
+        "{}_1094483487342742001",
+        bridge_tests::signing::local_easemob_app_key().to_uppercase()
+    );
+    upper["callId"] = json!(call_id);
+    upper["security"] = json!(bridge_tests::signing::easemob_security(
+        &call_id,
+        bridge_tests::signing::LOCAL_EASEMOB_CALLBACK_SECRET,
+        upper["timestamp"].as_i64().unwrap()
+    ));
+    assert_eq!(app.easemob_callback(&upper).await.status, 200);
+    // Almost 24 h old (Easemob's retry of a message from yesterday) and a
+    // few minutes ahead (clock skew) are still genuine.
+    let mut day_old = agent_reply(DM_VISITOR, "1094483487342742002", "from yesterday");
+    day_old["timestamp"] = json!(now - 86_400_000 + 60_000);
+    sign(&mut day_old);
+    assert_eq!(app.easemob_callback(&day_old).await.status, 200);
+    let mut skewed = agent_reply(DM_VISITOR, "1094483487342742003", "clock skew");
+    skewed["timestamp"] = json!(now + 4 * 60_000);
+    sign(&mut skewed);
+    assert_eq!(app.easemob_callback(&skewed).await.status, 200);
+    assert_eq!(
+        posted_texts(&app),
+        vec![
+            "*Alice Agent:* upper-case app key",
+            "*Alice Agent:* from yesterday",
+            "*Alice Agent:* clock skew"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_timestamp_sent_as_a_string_verifies_too() {
     let app = app().await;

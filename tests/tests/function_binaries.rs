@@ -162,7 +162,7 @@ async fn a_missing_variable_fails_the_cold_start_naming_it() {
     let app = TestApp::start().await;
     let env: Vec<(String, String)> = env_for(&app)
         .into_iter()
-        .filter(|(k, _)| k != "EASEMOB_CALLBACK_SECRET" && k != "TABLE_NAME")
+        .filter(|(k, _)| k != "SLACK_SIGNING_SECRET" && k != "TABLE_NAME")
         .collect();
     let bin = function_binaries(false).join("slack-events");
     let mut process = LambdaProcess::spawn(&bin, "slack-events", &env).await;
@@ -173,7 +173,7 @@ async fn a_missing_variable_fails_the_cold_start_naming_it() {
     );
     let reported = process.init_error().unwrap_or_default();
     assert!(
-        reported.contains("TABLE_NAME") && reported.contains("EASEMOB_CALLBACK_SECRET"),
+        reported.contains("TABLE_NAME") && reported.contains("SLACK_SIGNING_SECRET"),
         "{reported}"
     );
 }
@@ -227,7 +227,7 @@ async fn easemob_callback_binary_posts_the_agent_reply_and_skips_the_echo() {
         &mut forged,
         LOCAL_SLACK_SIGNING_SECRET,
         "not-the-callback-secret",
-        0,
+        kefu_bridge::clock::now_epoch_secs(),
     );
     assert_eq!(status(&response(&process, forged).await), 401);
     assert_eq!(app.slack.posts().len(), 1);
@@ -356,4 +356,117 @@ async fn every_sample_event_gets_a_deliberate_answer_from_its_binary() {
             }
         }
     }
+}
+
+/// The names template.yaml gives one function (`Globals` and its own
+/// `Environment`), read line by line: the template is plain block YAML
+/// with two-space indents, and this test fails loudly if that changes.
+fn template_env_names(logical_id: &str) -> Vec<String> {
+    let template =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+            .unwrap();
+    let lines: Vec<&str> = template.lines().collect();
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let block_after = |header: &str, from: usize| -> usize {
+        from + lines[from..]
+            .iter()
+            .position(|l| l.trim_end() == header)
+            .unwrap_or_else(|| panic!("template.yaml has no {header:?} after line {from}"))
+    };
+    let variables_in = |start: usize| -> Vec<String> {
+        let base = indent(lines[start]);
+        let end = start
+            + 1
+            + lines[start + 1..]
+                .iter()
+                .position(|l| !l.trim().is_empty() && indent(l) <= base)
+                .unwrap_or(lines.len() - start - 1);
+        let vars = (start..end)
+            .find(|&i| lines[i].trim() == "Variables:")
+            .unwrap_or_else(|| panic!("no Variables under line {start}"));
+        lines[vars + 1..end]
+            .iter()
+            .take_while(|l| indent(l) > indent(lines[vars]))
+            .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.to_string()))
+            .collect()
+    };
+    let globals = block_after("Globals:", 0);
+    let global_env = block_after("    Environment:", globals);
+    let function = block_after(&format!("  {logical_id}:"), 0);
+    let own_env = block_after("      Environment:", function);
+    assert!(
+        lines[function + 1..own_env]
+            .iter()
+            .all(|l| l.trim().is_empty() || indent(l) > 2),
+        "{logical_id} has no Environment of its own"
+    );
+    let mut names = variables_in(global_env);
+    names.extend(variables_in(own_env));
+    names
+}
+
+/// Each binary runs with exactly the environment template.yaml gives its
+/// function, no other secret: the deployment's least privilege and the
+/// code's requirements (`Function::duties`) agree.
+#[tokio::test]
+async fn each_binary_serves_with_only_the_variables_the_template_gives_it() {
+    let app = TestApp::start().await;
+    app.install_as(
+        TEAM,
+        "B0LOCALBOT",
+        "U0LOCALBOT",
+        "A0LOCALAPP",
+        &["chat:write", "users:read"],
+    )
+    .await;
+    app.add_user("U0CUSTOMER", "customer", "Casey Customer");
+    let all = env_for(&app);
+    let only = |logical_id: &str| -> Vec<(String, String)> {
+        let names = template_env_names(logical_id);
+        assert!(names.contains(&"TABLE_NAME".to_string()), "{names:?}");
+        all.iter()
+            .filter(|(k, _)| names.contains(k) || k.starts_with("AWS_ENDPOINT_URL"))
+            .cloned()
+            .collect()
+    };
+    let names = |env: &[(String, String)]| env.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    let bins = function_binaries(false);
+
+    let oauth_env = only("SlackOAuthFunction");
+    for secret in [
+        "SLACK_SIGNING_SECRET",
+        "EASEMOB_CLIENT_SECRET",
+        "EASEMOB_CALLBACK_SECRET",
+    ] {
+        assert!(!names(&oauth_env).contains(&secret.to_string()), "{secret}");
+    }
+    let oauth = LambdaProcess::spawn(&bins.join("slack-oauth"), "slack-oauth", &oauth_env).await;
+    assert_eq!(
+        status(&response(&oauth, sample("slack-oauth/install.json")).await),
+        200
+    );
+
+    let events_env = only("SlackEventsFunction");
+    assert!(!names(&events_env).contains(&"EASEMOB_CALLBACK_SECRET".to_string()));
+    let events =
+        LambdaProcess::spawn(&bins.join("slack-events"), "slack-events", &events_env).await;
+    assert_eq!(
+        status(&response(&events, sample("slack-events/message-dm.json")).await),
+        200
+    );
+    assert_eq!(app.easemob.messages().len(), 1);
+
+    let callback_env = only("EasemobCallbackFunction");
+    assert!(!names(&callback_env).contains(&"SLACK_SIGNING_SECRET".to_string()));
+    let callback = LambdaProcess::spawn(
+        &bins.join("easemob-callback"),
+        "easemob-callback",
+        &callback_env,
+    )
+    .await;
+    assert_eq!(
+        status(&response(&callback, sample("easemob-callback/agent-reply.json")).await),
+        200
+    );
+    assert_eq!(app.slack.posts().len(), 1);
 }

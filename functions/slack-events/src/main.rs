@@ -14,7 +14,7 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     logging::init();
-    let bridge = match Bridge::from_env().await {
+    let bridge = match Bridge::from_env(Function::SlackEvents.duties()).await {
         Ok(bridge) => bridge,
         Err(error) => return Err(lambda::report_init_error(error).await),
     };

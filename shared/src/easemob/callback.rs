@@ -14,16 +14,101 @@ use serde_json::Value;
 
 use crate::secret::Secret;
 
+/// How old a genuine callback may be: Easemob retries once, at once, so a
+/// day is generous; it must not exceed how long a delivered `msg_id` stays
+/// claimed (`store::claims::CLAIM_TTL_SECS`), or a replay could post again.
+pub const MAX_AGE_MILLIS: i64 = 24 * 3_600 * 1_000;
+/// How far ahead of this clock a genuine callback may be dated (clock skew).
+pub const MAX_AHEAD_MILLIS: i64 = 5 * 60 * 1_000;
+
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum SecurityError {
     /// Missing or empty `security`: refused like a wrong one (docs/design.md §3).
     #[error("callback has no security field")]
     Missing,
-    /// Without `callId` and `timestamp` there is nothing to check against.
-    #[error("callback lacks callId or timestamp, so its security cannot be checked")]
+    /// Without `callId` and a whole-number `timestamp` there is nothing to
+    /// check against.
+    #[error("callback lacks callId or a numeric timestamp, so it cannot be checked")]
     Unverifiable,
     #[error("callback security does not match")]
     Mismatch,
+    /// This function was given no callback secret (it serves no
+    /// callbacks): nothing verifies, rather than an empty key.
+    #[error("no callback secret is configured for this function")]
+    NoSecret,
+    /// `callId` is not `<App Key>_<msg_id>` of this app and this message: a
+    /// captured signature reused for another message (or another app's).
+    #[error("callId is not <App Key>_<msg_id> of this app and message")]
+    CallIdMismatch,
+    #[error("callback timestamp is more than 24 hours old")]
+    TooOld,
+    #[error("callback timestamp is more than 5 minutes ahead")]
+    FromTheFuture,
+}
+
+impl SecurityError {
+    /// The outcome in the handler's log line.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            SecurityError::Missing
+            | SecurityError::Unverifiable
+            | SecurityError::Mismatch
+            | SecurityError::NoSecret => "security_rejected",
+            SecurityError::CallIdMismatch => "call_id_not_for_this_message",
+            SecurityError::TooOld => "callback_too_old",
+            SecurityError::FromTheFuture => "callback_from_the_future",
+        }
+    }
+}
+
+/// Checks that a callback document is genuine and current
+/// (docs/design.md §3 "Callback"): its `security`, then — because
+/// `security` covers neither `msg_id` nor the payload — that `callId` is
+/// `<app_key>_<msg_id>` for its own `msg_id`, and that `timestamp` lies
+/// within [`MAX_AGE_MILLIS`] before and [`MAX_AHEAD_MILLIS`] after
+/// `now_millis`. So a captured signature carries no other message, and a
+/// genuine callback cannot be replayed once its claim may have expired.
+pub fn verify_callback(
+    document: &Value,
+    secret: &Secret,
+    app_key: &str,
+    now_millis: i64,
+) -> Result<(), SecurityError> {
+    verify_security(document, secret)?;
+    let call_id = document
+        .get("callId")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let msg_id = document.get("msg_id").map(value_text).unwrap_or_default();
+    if !is_call_id_of(call_id, app_key, &msg_id) {
+        return Err(SecurityError::CallIdMismatch);
+    }
+    let timestamp: i64 = document
+        .get("timestamp")
+        .and_then(timestamp_text)
+        .and_then(|text| text.parse().ok())
+        .ok_or(SecurityError::Unverifiable)?;
+    // Checked: a hostile timestamp near the ends of `i64` must not wrap into
+    // the window (or panic a debug build).
+    match now_millis.checked_sub(timestamp) {
+        Some(age) if age > MAX_AGE_MILLIS => Err(SecurityError::TooOld),
+        Some(age) if age < -MAX_AHEAD_MILLIS => Err(SecurityError::FromTheFuture),
+        Some(_) => Ok(()),
+        None if timestamp > now_millis => Err(SecurityError::FromTheFuture),
+        None => Err(SecurityError::TooOld),
+    }
+}
+
+/// `call_id` is exactly `<app_key>_<msg_id>`. The App Key is compared
+/// without regard to ASCII case (Easemob treats org and app names, like
+/// user names, case-insensitively, and the key is no secret); `msg_id`,
+/// which binds the signature to one message, exactly.
+fn is_call_id_of(call_id: &str, app_key: &str, msg_id: &str) -> bool {
+    let (call_id, app_key) = (call_id.as_bytes(), app_key.as_bytes());
+    call_id.len() == app_key.len() + 1 + msg_id.len()
+        && call_id[..app_key.len()].eq_ignore_ascii_case(app_key)
+        && call_id[app_key.len()] == b'_'
+        && &call_id[app_key.len() + 1..] == msg_id.as_bytes()
 }
 
 /// Easemob's `security`: lower-case hex MD5 of `callId + secret + timestamp`
@@ -36,12 +121,16 @@ pub fn security(call_id: &str, secret: &str, timestamp: &str) -> String {
     hex::encode(md5.finalize())
 }
 
-/// Checks the `security` of a callback document.
+/// Checks the `security` of a callback document (only: see
+/// [`verify_callback`] for everything a genuine callback must match).
 ///
 /// Works on the parsed JSON rather than the typed [`Callback`], so a forged
 /// request is refused (401) whatever else is wrong with it, and so the
 /// timestamp is hashed exactly as it arrived (number or string).
 pub fn verify_security(document: &Value, secret: &Secret) -> Result<(), SecurityError> {
+    if secret.expose().is_empty() {
+        return Err(SecurityError::NoSecret);
+    }
     let given = document
         .get("security")
         .and_then(Value::as_str)
@@ -121,6 +210,10 @@ pub struct Callback {
     pub appkey: String,
     #[serde(default, deserialize_with = "null_default")]
     pub payload: Payload,
+    /// With `chat_type: "recall"`: the `msg_id` of the message taken back
+    /// (docs/design.md §3 "Callback", recalls).
+    #[serde(default, deserialize_with = "text")]
+    pub recall_id: String,
 }
 
 impl Callback {
@@ -226,6 +319,37 @@ pub struct Weichat {
     pub ctrl_type: String,
     #[serde(rename = "ctrlArgs", default)]
     pub ctrl_args: Value,
+    /// A session event (`ServiceSessionOpenedEvent`…), see
+    /// [`SessionEvent`](super::session_event::SessionEvent).
+    #[serde(default, deserialize_with = "object")]
+    pub event: Option<EventExt>,
+    /// Kefu's own id of this message; the widget names a message by it when
+    /// an agent recalls it (`KEFU_MESSAGE_RECALL`).
+    #[serde(rename = "msgId", default, deserialize_with = "text")]
+    pub msg_id: String,
+    /// With a `KEFU_MESSAGE_RECALL` command: the message taken back.
+    #[serde(default, deserialize_with = "text")]
+    pub recall_msg_id: String,
+}
+
+/// `ext.weichat.event`: `{eventName, eventObj}`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct EventExt {
+    #[serde(rename = "eventName", default, deserialize_with = "text")]
+    pub event_name: String,
+    #[serde(rename = "eventObj", default, deserialize_with = "object")]
+    pub event_obj: EventObj,
+}
+
+/// The parts of `eventObj` the bridge shows: the agent who took (or was
+/// handed) the conversation. Kefu's widget reads `agentUserNiceName`;
+/// `userNickname` is the name `ext.weichat.agent` uses.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct EventObj {
+    #[serde(rename = "agentUserNiceName", default, deserialize_with = "text")]
+    pub agent_user_nice_name: String,
+    #[serde(rename = "userNickname", default, deserialize_with = "text")]
+    pub user_nickname: String,
 }
 
 /// The agent who wrote the message (`ext.weichat.agent`).
@@ -434,6 +558,119 @@ mod tests {
         assert_eq!(
             verify_security(&later, &secret()),
             Err(SecurityError::Mismatch)
+        );
+    }
+
+    const APP_KEY: &str = "easemob-demo#chatdemoui";
+    /// `document`'s timestamp, so the window is centred on it.
+    const NOW: i64 = 1_600_060_847_294;
+
+    #[test]
+    fn a_genuine_callback_verifies_within_its_window() {
+        let doc = document(json!(NOW), json!(EXPECTED));
+        for now in [NOW, NOW + MAX_AGE_MILLIS, NOW - MAX_AHEAD_MILLIS] {
+            assert_eq!(verify_callback(&doc, &secret(), APP_KEY, now), Ok(()));
+        }
+        assert_eq!(
+            verify_callback(&doc, &secret(), "EASEMOB-DEMO#ChatDemoUI", NOW),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_captured_signature_on_another_message_or_app_is_refused() {
+        let mut other_msg = document(json!(NOW), json!(EXPECTED));
+        other_msg["msg_id"] = json!("1094483487342749999");
+        assert_eq!(
+            verify_callback(&other_msg, &secret(), APP_KEY, NOW),
+            Err(SecurityError::CallIdMismatch)
+        );
+        let mut as_number = document(json!(NOW), json!(EXPECTED));
+        as_number["msg_id"] = json!(1_094_483_487_342_741_948_u64);
+        assert_eq!(verify_callback(&as_number, &secret(), APP_KEY, NOW), Ok(()));
+        let doc = document(json!(NOW), json!(EXPECTED));
+        for app_key in ["easemob-demo#other", "easemob-demo#chatdemou", ""] {
+            assert_eq!(
+                verify_callback(&doc, &secret(), app_key, NOW),
+                Err(SecurityError::CallIdMismatch),
+                "{app_key}"
+            );
+        }
+        let mut no_msg_id = document(json!(NOW), json!(EXPECTED));
+        no_msg_id.as_object_mut().unwrap().remove("msg_id");
+        assert_eq!(
+            verify_callback(&no_msg_id, &secret(), APP_KEY, NOW),
+            Err(SecurityError::CallIdMismatch)
+        );
+    }
+
+    #[test]
+    fn stale_future_and_extreme_timestamps_are_refused_without_overflow() {
+        let doc = document(json!(NOW), json!(EXPECTED));
+        assert_eq!(
+            verify_callback(&doc, &secret(), APP_KEY, NOW + MAX_AGE_MILLIS + 1),
+            Err(SecurityError::TooOld)
+        );
+        assert_eq!(
+            verify_callback(&doc, &secret(), APP_KEY, NOW - MAX_AHEAD_MILLIS - 1),
+            Err(SecurityError::FromTheFuture)
+        );
+        let signed_at = |timestamp: Value, text: &str| {
+            let call_id = "easemob-demo#chatdemoui_1094483487342741948";
+            document(
+                timestamp,
+                json!(security(call_id, "my-callback-secret", text)),
+            )
+        };
+        for (timestamp, text, now, expected) in [
+            (
+                json!(i64::MIN),
+                i64::MIN.to_string(),
+                NOW,
+                SecurityError::TooOld,
+            ),
+            (
+                json!(i64::MAX),
+                i64::MAX.to_string(),
+                NOW,
+                SecurityError::FromTheFuture,
+            ),
+            (
+                json!(i64::MIN),
+                i64::MIN.to_string(),
+                i64::MAX,
+                SecurityError::TooOld,
+            ),
+            (
+                json!(i64::MAX),
+                i64::MAX.to_string(),
+                i64::MIN,
+                SecurityError::FromTheFuture,
+            ),
+            (
+                json!(u64::MAX),
+                u64::MAX.to_string(),
+                NOW,
+                SecurityError::Unverifiable,
+            ),
+            (json!("-1"), "-1".to_string(), NOW, SecurityError::TooOld),
+        ] {
+            let doc = signed_at(timestamp, &text);
+            assert_eq!(
+                verify_callback(&doc, &secret(), APP_KEY, now),
+                Err(expected),
+                "{text} at {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_callback_secret_verifies_nothing() {
+        let call_id = "easemob-demo#chatdemoui_1094483487342741948";
+        let doc = document(json!(NOW), json!(security(call_id, "", &NOW.to_string())));
+        assert_eq!(
+            verify_callback(&doc, &Secret::new(""), APP_KEY, NOW),
+            Err(SecurityError::NoSecret)
         );
     }
 

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::http_types::describe_http;
+use crate::http_types::{describe_http, read_body_prefix};
 use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -40,9 +40,15 @@ pub struct IssuedToken {
     pub expires_in_secs: i64,
 }
 
+/// Bytes of an error answer read at most: Easemob's error JSON is a few
+/// hundred bytes, and nothing past this is worth holding.
+const ERROR_BODY_LIMIT: usize = 4 * 1024;
+
 #[derive(Clone)]
 pub struct EasemobClient {
     http: reqwest::Client,
+    /// For chat-file downloads: follows no redirect (docs/design.md §3 "Files").
+    downloads: reqwest::Client,
     /// `{base}/{org}/{app}`
     app_url: String,
     client_id: String,
@@ -70,6 +76,7 @@ impl EasemobClient {
     ) -> Self {
         Self {
             http,
+            downloads: crate::bridge::no_redirect_http_client(),
             app_url: format!("{}/{org}/{app}", base_url.trim_end_matches('/')),
             client_id: client_id.to_string(),
             client_secret,
@@ -83,6 +90,11 @@ impl EasemobClient {
     /// For the chat-file calls in `chatfiles.rs`.
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// For chat-file downloads in `chatfiles.rs`: no redirects.
+    pub(crate) fn downloads(&self) -> &reqwest::Client {
+        &self.downloads
     }
 
     /// `POST {base}/{org}/{app}/token` with client credentials.
@@ -162,10 +174,12 @@ impl EasemobClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| EasemobError::Unavailable(describe_http(&e)))?;
+        let body = if response.status().is_success() {
+            response.bytes().await.map(|body| body.to_vec())
+        } else {
+            read_body_prefix(response, ERROR_BODY_LIMIT).await
+        }
+        .map_err(|e| EasemobError::Unavailable(describe_http(&e)))?;
         let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         match status {
             200..=299 => Ok(value),

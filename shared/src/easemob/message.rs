@@ -57,6 +57,19 @@ pub struct TextMessage<'a> {
     pub from: &'a str,
     pub service_number: &'a str,
     pub visitor: &'a VisitorInfo,
+    /// The Kefu skill group to route to (`ext.weichat.queueName`).
+    pub queue: Option<&'a str>,
+}
+
+/// `ext.weichat` of every visitor message: the visitor card, and the skill
+/// group when one is set (docs/design.md §3, `queueName`, as the widget
+/// sends it on every message).
+pub fn weichat_ext(visitor: &VisitorInfo, queue: Option<&str>) -> serde_json::Value {
+    let mut weichat = serde_json::json!({ "visitor": visitor });
+    if let Some(queue) = queue {
+        weichat["queueName"] = serde_json::json!(queue);
+    }
+    weichat
 }
 
 impl TextMessage<'_> {
@@ -66,7 +79,7 @@ impl TextMessage<'_> {
             "target": [self.service_number],
             "msg": { "type": "txt", "msg": text },
             "from": self.from,
-            "ext": { "weichat": { "visitor": self.visitor } },
+            "ext": { "weichat": weichat_ext(self.visitor, self.queue) },
         })
     }
 
@@ -110,6 +123,7 @@ mod tests {
             from: "T1_U1_D1",
             service_number: "kefu1",
             visitor: &visitor,
+            queue: None,
         };
         let bodies = message.bodies("hi");
         assert_eq!(bodies.len(), 1);
@@ -125,12 +139,27 @@ mod tests {
     }
 
     #[test]
+    fn a_route_adds_the_queue_name() {
+        let visitor = visitor();
+        let message = TextMessage {
+            from: "T1_U1_D1",
+            service_number: "kefu1",
+            visitor: &visitor,
+            queue: Some("售后"),
+        };
+        let value: serde_json::Value = serde_json::from_slice(&message.bodies("hi")[0]).unwrap();
+        assert_eq!(value["ext"]["weichat"]["queueName"], "售后");
+        assert_eq!(value["ext"]["weichat"]["visitor"]["userNickname"], "Ada");
+    }
+
+    #[test]
     fn long_text_splits_into_bodies_within_5kb_losing_nothing() {
         let visitor = visitor();
         let message = TextMessage {
             from: "T1_U1_D1",
             service_number: "kefu1",
             visitor: &visitor,
+            queue: None,
         };
         let text = "word \"quoted\" 你好 ".repeat(800);
         let bodies = message.bodies(&text);

@@ -4,6 +4,7 @@ pub mod callback;
 pub mod chatfiles;
 pub mod client;
 pub mod message;
+pub mod session_event;
 pub mod token;
 pub mod visitor_message;
 

@@ -24,7 +24,7 @@
 
 use serde_json::{json, Value};
 
-use super::message::{VisitorInfo, MAX_BODY_BYTES};
+use super::message::{weichat_ext, VisitorInfo, MAX_BODY_BYTES};
 use crate::secret::Secret;
 
 /// Sender, recipient and visitor card shared by every message.
@@ -33,6 +33,8 @@ pub struct VisitorEnvelope<'a> {
     pub from: &'a str,
     pub service_number: &'a str,
     pub visitor: &'a VisitorInfo,
+    /// The Kefu skill group to route to (`ext.weichat.queueName`).
+    pub queue: Option<&'a str>,
 }
 
 /// An uploaded image or file, as a message points at it (docs/design.md §3 "Files").
@@ -56,9 +58,13 @@ pub enum FileKind {
 
 impl VisitorEnvelope<'_> {
     /// `{target_type, target, from, msg, ext}` with `ext.weichat.visitor`
-    /// added to whatever `ext` the message has.
+    /// (and `queueName`) added to whatever `ext` the message has.
     fn body(&self, msg: Value, mut ext: Value) -> Value {
-        ext["weichat"]["visitor"] = json!(self.visitor);
+        if let Value::Object(common) = weichat_ext(self.visitor, self.queue) {
+            for (name, value) in common {
+                ext["weichat"][name] = value;
+            }
+        }
         json!({
             "target_type": "users",
             "target": [self.service_number],
@@ -182,6 +188,7 @@ mod tests {
             from: "T1_U1_D1",
             service_number: "kefu1",
             visitor: &info,
+            queue: None,
         };
         assert_eq!(
             parse(&envelope.menu_choice("Orders", &json!("m-1"))),
@@ -214,6 +221,7 @@ mod tests {
             from: "T1_U1_D1",
             service_number: "kefu1",
             visitor: &info,
+            queue: None,
         };
         let image = FileMessage {
             kind: FileKind::Image {
@@ -250,6 +258,7 @@ mod tests {
             from: "T1_U1_D1",
             service_number: "kefu1",
             visitor: &info,
+            queue: None,
         };
         let body = envelope.enquiry(&json!(1), &json!("s"), 5, &"好\"".repeat(2_000));
         assert!(body.len() <= MAX_BODY_BYTES, "{}", body.len());

@@ -20,14 +20,21 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::bridge::Bridge;
-use crate::clock::now_epoch_secs;
-use crate::easemob::callback::{verify_security, Callback, MessageBody};
+use crate::clock::{now_epoch_millis, now_epoch_secs};
+use crate::easemob::callback::{verify_callback, Callback, MessageBody, MAX_AGE_MILLIS};
 use crate::http_types::{HttpRequest, HttpResponse};
 use crate::relay::outbox::{self, Failure};
+use crate::relay::recalls::{self, RecallOutcome};
 use crate::relay::reply_parts::{self, ReplyPart};
-use crate::relay::to_slack::{AgentIdentity, PostError, PostFailure, CUSTOMIZE_SCOPE};
-use crate::slack::web::{PostMessage, SlackApiError};
-use crate::store::{Claim, ClaimKey, Direction, Installation, NewOutboxItem, WorkspaceKey};
+use crate::relay::session_notices;
+use crate::relay::to_slack::{
+    AgentIdentity, OutgoingPost, PostError, PostFailure, CUSTOMIZE_SCOPE,
+};
+use crate::slack::web::{SlackApiError, SlackMessageRef};
+use crate::store::{
+    Claim, ClaimKey, Conversation, Direction, Installation, NewOutboxItem, WorkspaceKey,
+    CLAIM_TTL_SECS,
+};
 use crate::visitor::VisitorId;
 
 /// Everything one callback does fits in this, so Easemob gets its answer
@@ -36,7 +43,9 @@ pub const BUDGET: Duration = Duration::from_millis(2_500);
 /// A claim's lease: longer than any invocation, short enough that a crashed
 /// one does not block a later delivery for long.
 const CLAIM_LEASE_SECS: i64 = 30;
-/// Easemob's message ids are 18–19 digits.
+/// A replay inside the accepted window finds the message still claimed.
+const _: () = assert!(MAX_AGE_MILLIS <= CLAIM_TTL_SECS * 1_000);
+/// Longest message id taken (Easemob's are 18–19 digits).
 const MAX_MSG_ID_BYTES: usize = 256;
 
 /// Entry point for the `easemob-callback` function.
@@ -62,9 +71,15 @@ pub async fn handle(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
         Ok(_) => return reject(400, "body is not a JSON object", "malformed_body"),
         Err(_) => return reject(400, "body is not JSON", "malformed_body"),
     };
-    // Before anything else is read or done: a forged callback gets nothing.
-    if let Err(error) = verify_security(&document, &bridge.config.easemob_callback_secret) {
-        tracing::warn!(reason = %error, outcome = "security_rejected", "easemob_callback");
+    // Before anything else is read or done: a forged or replayed callback
+    // gets nothing.
+    if let Err(error) = verify_callback(
+        &document,
+        &bridge.config.easemob_callback_secret,
+        &bridge.config.easemob_app_key,
+        now_epoch_millis(),
+    ) {
+        tracing::warn!(reason = %error, outcome = error.outcome(), "easemob_callback");
         return HttpResponse::text(401, format!("invalid security: {error}"));
     }
     let callback = match Callback::parse(document) {
@@ -149,8 +164,7 @@ async fn handle_callback(bridge: &Bridge, callback: &Callback, deadline: Instant
     }
     // `msg_id` names the claim record: an absurd one is refused here rather
     // than failing a table call (which would read as a 5xx).
-    let msg_id = callback.msg_id.trim();
-    if msg_id.len() > MAX_MSG_ID_BYTES || msg_id.chars().any(char::is_control) {
+    if !names_a_record(&callback.msg_id) {
         return Report {
             response: HttpResponse::text(400, "msg_id is too long or not printable"),
             ..Report::done("malformed_msg_id")
@@ -169,6 +183,15 @@ async fn handle_callback(bridge: &Bridge, callback: &Callback, deadline: Instant
                 .with_detail(format!("to={}: {error}", callback.to))
         }
     };
+    // An agent reply for a workspace this deployment does not serve is not
+    // posted; 200, since Easemob would only send it again.
+    if !bridge
+        .config
+        .allowed_workspaces
+        .allows([Some(visitor.workspace())])
+    {
+        return Report::done("workspace_not_allowed").for_visitor(&visitor);
+    }
     let workspace = WorkspaceKey::from_id(visitor.workspace());
     let installation = match bridge.installation(&workspace).await {
         Ok(Some(installation)) => installation,
@@ -178,6 +201,11 @@ async fn handle_callback(bridge: &Bridge, callback: &Callback, deadline: Instant
                 .for_visitor(&visitor)
         }
     };
+    if let Some(recalled) = recalls::recalled_id(callback) {
+        return take_back(bridge, callback, recalled, &visitor, &installation)
+            .await
+            .for_visitor(&visitor);
+    }
     if !reply_parts::has_content(&callback.payload) {
         return Report::done("nothing_to_show")
             .with_detail(body_kinds(callback))
@@ -218,25 +246,74 @@ async fn deliver(
             return Report::retry_later("store_unavailable", error.to_string());
         }
     };
+    let mut carried = Vec::new();
+    let report = post_or_queue(
+        bridge,
+        &claim_key,
+        callback,
+        visitor,
+        installation,
+        &conversation,
+        parts_done,
+        deadline,
+        &mut carried,
+    )
+    .await;
+    // Where the message went, for a later recall (and Kefu's own id of it,
+    // which its recall command may use instead). Best effort: without it a
+    // recall is only a log line.
+    let kefu_msg_id = callback.payload.ext.weichat.msg_id.trim();
+    if let Err(error) = bridge
+        .store
+        .remember_slack_posts(
+            &installation.key,
+            callback.msg_id.trim(),
+            Some(kefu_msg_id).filter(|id| names_a_record(id)),
+            &visitor.to_string(),
+            &carried,
+        )
+        .await
+    {
+        tracing::warn!(msg_id = %callback.msg_id, %error, "slack_posts_not_recorded");
+    }
+    report
+}
+
+/// Posts the message's steps from `parts_done` on, or hands them to the
+/// outbox; every post made goes into `carried`.
+#[allow(clippy::too_many_arguments)]
+async fn post_or_queue(
+    bridge: &Bridge,
+    claim_key: &ClaimKey,
+    callback: &Callback,
+    visitor: &VisitorId,
+    installation: &Installation,
+    conversation: &Conversation,
+    parts_done: usize,
+    deadline: Instant,
+    carried: &mut Vec<SlackMessageRef>,
+) -> Report {
     // Direct messages never thread; in a channel the reply goes to the
     // thread the visitor last wrote in (slack_events remembers it).
     let thread = conversation
         .thread_ts
         .as_deref()
         .filter(|_| !visitor.channel().is_direct_message());
-    // Text posts, a question with buttons, files (issue "Rich
-    // conversations"); each step also has a plain post form for the outbox.
+    // A session notice, text posts, a question with buttons, files (issues
+    // "Rich conversations", "The Kefu conversation in Slack"); each step
+    // also has a plain post form for the outbox.
     let agent = AgentIdentity::from_ext(&callback.payload.ext);
     let to = reply_parts::Destination {
         agent: &agent,
         customize: installation.has_scope(CUSTOMIZE_SCOPE),
         channel: visitor.channel().as_str(),
         thread_ts: thread,
+        language: session_notices::language_for(bridge, &installation.key, &callback.payload).await,
     };
-    let parts = reply_parts::plan(&callback.payload, to);
-    let posts: Vec<PostMessage> = parts.iter().map(ReplyPart::as_post).collect();
+    let parts = reply_parts::plan(&callback.payload, visitor, to);
+    let posts: Vec<OutgoingPost> = parts.iter().map(ReplyPart::as_outgoing).collect();
     let later = Later {
-        claim_key: &claim_key,
+        claim_key,
         msg_id: callback.msg_id.trim(),
         workspace: &installation.key,
         visitor: &visitor.to_string(),
@@ -251,16 +328,16 @@ async fn deliver(
     let sent = reply_parts::send(
         bridge,
         installation,
-        visitor,
         to,
         &parts,
         parts_done,
         deadline,
+        carried,
     )
     .await;
     match sent {
         Ok(()) => {
-            complete(bridge, &claim_key, posts.len()).await;
+            complete(bridge, claim_key, posts.len()).await;
             Report {
                 parts: posts.len(),
                 ..Report::done("posted_to_slack")
@@ -303,6 +380,66 @@ async fn deliver(
     }
 }
 
+/// An agent's recall: claimed like any message, so it is done once; the
+/// posts that carried the recalled message are deleted.
+async fn take_back(
+    bridge: &Bridge,
+    callback: &Callback,
+    recalled: &str,
+    visitor: &VisitorId,
+    installation: &Installation,
+) -> Report {
+    if !names_a_record(recalled) {
+        return Report::done("recall_without_usable_id")
+            .with_detail(recalled.chars().take(80).collect::<String>());
+    }
+    let claim_key = ClaimKey::EasemobMessage(callback.msg_id.trim().to_string());
+    match bridge.store.claim(&claim_key, CLAIM_LEASE_SECS).await {
+        Ok(Claim::Acquired { .. }) => {}
+        Ok(Claim::Completed) => return Report::done("duplicate_already_delivered"),
+        Ok(Claim::InProgress) => {
+            return Report::retry_later("duplicate_in_progress", "another delivery holds the claim")
+        }
+        Err(error) => return Report::retry_later("store_unavailable", error.to_string()),
+    }
+    let detail = format!("recalled={recalled}");
+    match recalls::recall(bridge, installation, visitor, recalled).await {
+        RecallOutcome::Deleted {
+            deleted,
+            already_gone,
+            refused,
+        } => {
+            complete(bridge, &claim_key, 0).await;
+            Report {
+                parts: deleted,
+                ..Report::done("recalled_in_slack").with_detail(format!(
+                    "{detail} already_gone={already_gone} refused={refused}"
+                ))
+            }
+        }
+        RecallOutcome::Unknown => {
+            complete(bridge, &claim_key, 0).await;
+            Report::done("recall_of_unknown_message").with_detail(detail)
+        }
+        RecallOutcome::OtherVisitor => {
+            complete(bridge, &claim_key, 0).await;
+            Report::done("recall_of_another_visitors_message").with_detail(detail)
+        }
+        RecallOutcome::Unavailable(error) => {
+            release(bridge, &claim_key, 0).await;
+            Report::retry_later("recall_failed_retry", format!("{detail}: {error}"))
+        }
+    }
+}
+
+/// An id that will name a table record (a claim, a recall record):
+/// Easemob's are 18–19 digits, Kefu's a UUID; an absurd one is refused
+/// before it fails a table call (which would read as a 5xx).
+fn names_a_record(id: &str) -> bool {
+    let id = id.trim();
+    !id.is_empty() && id.len() <= MAX_MSG_ID_BYTES && !id.chars().any(char::is_control)
+}
+
 /// Slack errors that mean the bot cannot post in that channel (any more).
 const CHANNEL_GONE: &[&str] = &[
     "channel_not_found",
@@ -318,7 +455,7 @@ struct Later<'a> {
     msg_id: &'a str,
     workspace: &'a WorkspaceKey,
     visitor: &'a str,
-    posts: &'a [PostMessage],
+    posts: &'a [OutgoingPost],
 }
 
 impl Later<'_> {

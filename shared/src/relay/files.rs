@@ -25,6 +25,7 @@ use crate::easemob::visitor_message::{FileKind, FileMessage};
 use crate::easemob::EasemobError;
 use crate::relay::to_slack::avatar_url;
 use crate::secret::Secret;
+use crate::slack::bot_token::BotToken;
 use crate::slack::events::SlackFile;
 use crate::slack::files::{CompleteUpload, SlackDownloadError, UploadedFileRef};
 use crate::slack::markup::escape;
@@ -141,7 +142,7 @@ where
 /// original's size when Slack gives it; `file` otherwise).
 pub async fn slack_file_to_kefu(
     bridge: &Bridge,
-    bot_token: &Secret,
+    bot_token: &BotToken<'_>,
     file: &SlackFile,
     deadline: Instant,
 ) -> Result<FileMessage, FileError> {
@@ -233,7 +234,7 @@ pub async fn slack_file_to_kefu(
 /// The conversation a visitor shared files in.
 #[derive(Debug, Clone, Copy)]
 pub struct SharedIn<'a> {
-    pub bot_token: &'a Secret,
+    pub bot_token: &'a BotToken<'a>,
     pub channel: &'a str,
     pub user: &'a str,
     pub thread_ts: Option<&'a str>,
@@ -366,7 +367,7 @@ impl AgentFileKind {
 /// Where an agent's file goes in Slack.
 #[derive(Debug, Clone, Copy)]
 pub struct SlackDestination<'a> {
-    pub bot_token: &'a Secret,
+    pub bot_token: &'a BotToken<'a>,
     pub channel: &'a str,
     pub thread_ts: Option<&'a str>,
     /// The agent's name for the file's comment.
@@ -389,6 +390,18 @@ pub async fn kefu_file_to_slack(
     let Some(url) = avatar_url(&file.url) else {
         return Err(FileError::Permanent("no download URL".into()));
     };
+    // Only this app's own chat files are fetched (docs/design.md §3
+    // "Files"): anything else gets no request, no token, no share-secret.
+    let url = match bridge.easemob.chatfile_url(&url) {
+        Ok(url) => url,
+        Err(refused) => {
+            let host = url::Url::parse(&url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string));
+            tracing::warn!(reason = %refused, host, "agent_file_url_refused");
+            return Err(FileError::Permanent(format!("the file's URL {refused}")));
+        }
+    };
     let bytes: Vec<u8> = with_easemob_token(bridge, |token| {
         let url = url.clone();
         async move {
@@ -409,13 +422,20 @@ pub async fn kefu_file_to_slack(
                 .await
             {
                 Ok(_) => Ok(Ok(bytes)),
-                Err(DownloadError::TooLarge { at_least }) => Ok(Err(at_least)),
+                Err(DownloadError::TooLarge { at_least }) => {
+                    Ok(Err(FileError::TooLarge { size: at_least }))
+                }
+                Err(DownloadError::Redirected { status }) => {
+                    tracing::warn!(status, "agent_file_redirect_not_followed");
+                    Ok(Err(FileError::Permanent(format!(
+                        "Easemob answered HTTP {status}, a redirect, which is not followed"
+                    ))))
+                }
                 Err(DownloadError::Easemob(error)) => Err(error),
             }
         }
     })
-    .await?
-    .map_err(|size| FileError::TooLarge { size })?;
+    .await??;
     let filename = match file.filename.trim() {
         "" => kind.default_name().to_string(),
         name => name.to_string(),

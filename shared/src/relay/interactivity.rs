@@ -6,10 +6,13 @@
 //! the question it belongs to as the visitor who clicked (`team_user_channel`):
 //! a menu item as a `txt` with `ext.msgtype.choice.menuid`, a rating as the
 //! `enquiry` control message, "Talk to a person" as a `TransferToKf` command
-//! (shapes in `easemob/visitor_message.rs`, from kefu-webim). Each message
-//! is answered once: the answer is claimed per (workspace, channel, message
-//! ts) before anything is sent, so a double click sends once, and the
-//! message is then updated to show the answer without its buttons.
+//! (shapes in `easemob/visitor_message.rs`, from kefu-webim). Only the
+//! visitor the question was asked of may answer: its stored record says
+//! who; without one, only in a direct message (its one user is the
+//! visitor), anywhere else the click is refused (`may_answer`). Each
+//! message is answered once: the answer is claimed per (workspace, channel,
+//! message ts) before anything is sent, so a double click sends once, and
+//! the message is then updated to show the answer without its buttons.
 //!
 //! Slack shows the user an error unless it gets 200 within 3 s, and does
 //! not retry: failures are answered 200 with a note to the user (an
@@ -25,7 +28,7 @@ use crate::clock::now_epoch_secs;
 use crate::easemob::visitor_message::VisitorEnvelope;
 use crate::http_types::{HttpRequest, HttpResponse};
 use crate::relay::prompts::{self, answer_only, Answer, PostedPrompt, Prompt};
-use crate::relay::{to_kefu, visitor_profile};
+use crate::relay::{routing, to_kefu, visitor_profile};
 use crate::slack::blocks::{
     self, block_id_args, COMMENT_ACTION, COMMENT_INPUT_ACTION, COMMENT_INPUT_BLOCK, COMMENT_VIEW,
     ENQUIRY_BLOCK_PREFIX, MENU_ITEM_ACTION_PREFIX, RATE_ACTION_PREFIX, RATING_INPUT_ACTION,
@@ -155,6 +158,10 @@ async fn click<'a>(
     ts: Option<&'a str>,
     thread_ts: Option<&'a str>,
 ) -> Result<Click<'a>, String> {
+    let ids = [team, enterprise].map(|id| id.map(|id| id.id.as_str()));
+    if !bridge.config.allowed_workspaces.allows(ids) {
+        return Err("workspace_not_allowed".into());
+    }
     let installation =
         match find_installation(bridge, team, enterprise, is_enterprise_install).await {
             Ok(Some(installation)) => installation,
@@ -170,7 +177,9 @@ async fn click<'a>(
     };
     let visitor = VisitorId::new(installation.key.id(), &user, &channel)
         .map_err(|e| format!("visitor_id_invalid: {e}"))?;
-    let stored = prompts::find(bridge, &installation.key, channel.as_str(), ts).await;
+    let stored = prompts::find(bridge, &installation.key, channel.as_str(), ts)
+        .await
+        .map_err(|error| format!("store_unavailable: {error}"))?;
     Ok(Click {
         installation,
         visitor,
@@ -180,6 +189,69 @@ async fn click<'a>(
         thread_ts,
         stored,
     })
+}
+
+/// Why a click may not answer its question.
+enum Refusal {
+    /// The question was asked of another visitor (`owner`, as a mention).
+    NotTheAddressee { owner: String },
+    /// No record says whom it was for (expired, or never stored), and
+    /// this is not a direct message, whose one user is the visitor.
+    NoRecord,
+}
+
+impl Refusal {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Refusal::NotTheAddressee { .. } => "not_the_addressee",
+            Refusal::NoRecord => "prompt_record_missing",
+        }
+    }
+
+    /// What the clicker is told.
+    fn note(&self) -> String {
+        match self {
+            Refusal::NotTheAddressee { owner } => {
+                format!("This question was asked of {owner}, so only they can answer it.")
+            }
+            Refusal::NoRecord => {
+                "This question has expired or isn't for you, so it can't be answered here."
+                    .to_string()
+            }
+        }
+    }
+}
+
+/// The one rule of who may answer a question: the visitor its record
+/// names. Without a record only a direct message can tell (its one user is
+/// the visitor); anywhere else the click is refused, so a question nobody
+/// remembers is never answered by whoever clicks first.
+fn may_answer(click: &Click<'_>) -> Result<(), Refusal> {
+    match &click.stored {
+        Some(stored)
+            if stored
+                .visitor
+                .eq_ignore_ascii_case(&click.visitor.to_string()) =>
+        {
+            Ok(())
+        }
+        Some(stored) => Err(Refusal::NotTheAddressee {
+            owner: VisitorId::decode(&stored.visitor)
+                .map(|v| format!("<@{}>", v.user()))
+                .unwrap_or_else(|_| "someone else".into()),
+        }),
+        None if click.channel.is_direct_message() => Ok(()),
+        None => {
+            tracing::warn!(
+                workspace = click.installation.key.id(),
+                channel = %click.channel,
+                ts = click.ts,
+                user = %click.user,
+                "prompt_record_missing"
+            );
+            Err(Refusal::NoRecord)
+        }
+    }
 }
 
 async fn on_block_actions(
@@ -211,23 +283,9 @@ async fn on_block_actions(
         Ok(click) => click,
         Err(outcome) => return (outcome, ok()),
     };
-    // In a channel, a question is for the visitor it was asked of.
-    if let Some(stored) = &click.stored {
-        if !stored
-            .visitor
-            .eq_ignore_ascii_case(&click.visitor.to_string())
-        {
-            let owner = VisitorId::decode(&stored.visitor)
-                .map(|v| format!("<@{}>", v.user()))
-                .unwrap_or_else(|_| "someone else".into());
-            tell(
-                bridge,
-                &click,
-                &format!("This question was asked of {owner}, so only they can answer it."),
-            )
-            .await;
-            return ("not_the_addressee".into(), ok());
-        }
+    if let Err(refusal) = may_answer(&click) {
+        tell(bridge, &click, &refusal.note()).await;
+        return (refusal.outcome().into(), ok());
     }
 
     if action.action_id == COMMENT_ACTION {
@@ -382,7 +440,7 @@ async fn open_comment_modal(
     match bridge
         .slack
         .views_open(
-            &click.installation.bot_token,
+            &bridge.bot_token(&click.installation),
             trigger_id,
             &blocks::comment_modal(&metadata),
         )
@@ -446,19 +504,11 @@ async fn on_view_submission(
         Ok(click) => click,
         Err(outcome) => return (outcome, ok()),
     };
-    if let Some(stored) = &click.stored {
-        if !stored
-            .visitor
-            .eq_ignore_ascii_case(&click.visitor.to_string())
-        {
-            return (
-                "not_the_addressee".into(),
-                modal_error(
-                    COMMENT_INPUT_BLOCK,
-                    "This survey was sent to someone else, so only they can answer it.",
-                ),
-            );
-        }
+    if let Err(refusal) = may_answer(&click) {
+        return (
+            refusal.outcome().into(),
+            modal_error(COMMENT_INPUT_BLOCK, &refusal.note()),
+        );
     }
     let args = match click.stored.as_ref().map(|s| &s.prompt) {
         Some(prompt @ Prompt::Enquiry { .. }) => enquiry_args(Some(prompt), ""),
@@ -535,13 +585,26 @@ async fn answer_once(
         release().await;
         return Delivery::Failed("kefu_unavailable");
     }
-    let user = visitor_profile::slack_user(bridge, &click.installation, click.user.as_str()).await;
     let team_id = click
         .installation
         .team_id
         .clone()
         .unwrap_or_else(|| workspace.id().to_string());
-    let team = visitor_profile::slack_team(bridge, &click.installation, &team_id).await;
+    // Within a slice of Slack's 3 s, as for messages (docs/design.md §2
+    // "Slack markup to plain text").
+    let lookups_until = visitor_profile::lookups_deadline(deadline);
+    let (user, team) = tokio::join!(
+        visitor_profile::by(
+            lookups_until,
+            "visitor",
+            visitor_profile::slack_user(bridge, &click.installation, click.user.as_str()),
+        ),
+        visitor_profile::by(
+            lookups_until,
+            "team",
+            visitor_profile::slack_team(bridge, &click.installation, &team_id),
+        ),
+    );
     let visitor_info = visitor_profile::visitor_info(
         &click.visitor,
         user.as_ref(),
@@ -550,10 +613,12 @@ async fn answer_once(
         channel_type(&click.channel),
     );
     let from = click.visitor.to_string();
+    let queue = routing::queue_for(bridge, workspace, &click.channel).await;
     let envelope = VisitorEnvelope {
         from: &from,
         service_number: &bridge.config.easemob_im_service_number,
         visitor: &visitor_info,
+        queue: queue.as_deref(),
     };
     let arg = |name: &str| args.get(name).cloned().unwrap_or(Value::Null);
     let body = match answer {
@@ -597,7 +662,7 @@ async fn show_answer(
     };
     if let Err(error) = bridge
         .slack
-        .chat_update(&click.installation.bot_token, &update)
+        .chat_update(&bridge.bot_token(&click.installation), &update)
         .await
     {
         tracing::warn!(%error, "answered_message_not_updated");
@@ -614,7 +679,7 @@ async fn tell(bridge: &Bridge, click: &Click<'_>, text: &str) {
     };
     if let Err(error) = bridge
         .slack
-        .post_ephemeral(&click.installation.bot_token, &note)
+        .post_ephemeral(&bridge.bot_token(&click.installation), &note)
         .await
     {
         tracing::warn!(%error, "ephemeral_note_failed");

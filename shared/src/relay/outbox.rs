@@ -24,11 +24,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::bridge::Bridge;
-use crate::clock::{now_epoch_millis, now_epoch_secs, random_bytes};
+use crate::clock::{now_epoch_millis, now_epoch_secs, spread_bytes};
 use crate::dynamo::DynamoError;
 use crate::easemob::EasemobError;
+use crate::relay::to_slack::OutgoingPost;
 use crate::relay::{to_kefu, to_slack};
-use crate::slack::web::{PostMessage, SlackApiError};
+use crate::slack::web::SlackApiError;
 use crate::store::{
     ClaimKey, Direction, NewOutboxItem, OutboxItem, WaitingConversation, MAX_PAYLOAD_BYTES,
 };
@@ -130,7 +131,7 @@ pub fn backoff_secs(failures: u32, jitter: u16) -> i64 {
 /// When to try again after the `failures`-th failure, honouring a
 /// `Retry-After` (capped at the longest backoff).
 pub fn retry_at(now: i64, failures: u32, retry_after: Option<u64>) -> i64 {
-    let jitter = u16::from_le_bytes(random_bytes::<2>());
+    let jitter = u16::from_le_bytes(spread_bytes::<2>());
     let asked = retry_after.map_or(0, |s| s.min(MAX_BACKOFF_SECS as u64) as i64);
     now + backoff_secs(failures, jitter).max(asked)
 }
@@ -668,7 +669,8 @@ async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant)
     if installation.needs_reinstall {
         return permanent("workspace needs reinstall: its bot token was refused".into());
     }
-    let posts: Vec<PostMessage> = match item
+    // A question's record comes with its post: `send_posts` stores it.
+    let posts: Vec<OutgoingPost> = match item
         .parts
         .iter()
         .map(|part| serde_json::from_str(part))
@@ -677,14 +679,26 @@ async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant)
         Ok(posts) => posts,
         Err(error) => return permanent(format!("unreadable chat.postMessage payload: {error}")),
     };
+    let mut carried = Vec::new();
     let sent = to_slack::send_posts(
         bridge,
-        &installation.bot_token,
+        &installation,
+        &bridge.bot_token(&installation),
         &posts,
         start as usize,
         deadline,
+        &mut carried,
     )
     .await;
+    // Where the reply went, for a later recall (relay/recalls.rs); best
+    // effort, like on the callback's own path.
+    if let Err(error) = bridge
+        .store
+        .remember_slack_posts(&item.workspace, &item.origin, None, &item.visitor, &carried)
+        .await
+    {
+        tracing::warn!(origin = %item.origin, %error, "slack_posts_not_recorded");
+    }
     match sent {
         Ok(()) => Delivery::Delivered,
         Err(to_slack::PostFailure { posted, error }) => {

@@ -7,15 +7,22 @@
 //! when there is no `choice`), posted with Block Kit, and remembered per
 //! message so the click can be answered with Kefu's exact arguments and
 //! checked against whom the question was for.
+//!
+//! [`post`] is the one place a question is posted, and it always stores
+//! its record: the record travels with the post ([`PostedPrompt`] in the
+//! outbox's `OutgoingPost`), so a question posted late by a drain is
+//! remembered like one posted at once. Outside a direct message, a
+//! question without its record cannot be answered (`interactivity.rs`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::bridge::Bridge;
+use crate::dynamo::DynamoError;
 use crate::easemob::callback::{MessageBody, Payload};
 use crate::relay::to_slack::AgentIdentity;
-use crate::secret::Secret;
 use crate::slack::blocks::{self, Rendered};
+use crate::slack::bot_token::BotToken;
 use crate::slack::web::{PostMessage, PostedMessage, SlackApiError};
 use crate::store::{WorkspaceKey, WorkspaceRecord};
 use crate::visitor::VisitorId;
@@ -50,7 +57,8 @@ pub struct MenuItem {
     pub name: String,
 }
 
-/// What is remembered about a posted question.
+/// What is remembered about a posted question (and kept with its post
+/// while it waits in the outbox).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PostedPrompt {
     pub prompt: Prompt,
@@ -200,6 +208,26 @@ pub fn answer_only(answer: &Answer, original_blocks: Option<&Value>) -> Rendered
     blocks::answered_in_place(original_blocks, &line)
 }
 
+/// The agent's name as written into a question's post: only without
+/// `chat:write.customize` (with it, the agent is the post's author).
+fn byline(agent: &AgentIdentity, customize: bool) -> Option<String> {
+    agent.name.clone().filter(|_| !customize)
+}
+
+/// The record of `prompt` asked of `visitor`, as [`post`] stores it.
+pub fn record(
+    prompt: &Prompt,
+    visitor: &VisitorId,
+    agent: &AgentIdentity,
+    customize: bool,
+) -> PostedPrompt {
+    PostedPrompt {
+        prompt: prompt.clone(),
+        visitor: visitor.to_string(),
+        byline: byline(agent, customize),
+    }
+}
+
 /// The post that asks `prompt` of `visitor`. With `chat:write.customize`
 /// the agent is the post's author; without, their name leads the first
 /// line, as for text replies.
@@ -210,7 +238,7 @@ pub fn build_post(
     channel: &str,
     thread_ts: Option<&str>,
 ) -> PostMessage {
-    let byline = agent.name.clone().filter(|_| !customize);
+    let byline = byline(agent, customize);
     let rendered = prompt.render(byline.as_deref());
     PostMessage {
         channel: channel.to_string(),
@@ -223,28 +251,23 @@ pub fn build_post(
     }
 }
 
-/// Posts the question and remembers it under the new message's `ts`, with
-/// whom it was for (`byline`: the agent's name when written into the post).
+/// Posts the question and remembers `record` (whom it was for, its
+/// arguments) under the new message's `ts`. Every path that posts a
+/// question comes here.
 pub async fn post(
     bridge: &Bridge,
-    token: &Secret,
+    token: &BotToken<'_>,
     workspace: &WorkspaceKey,
-    visitor: &VisitorId,
-    prompt: &Prompt,
+    record: &PostedPrompt,
     post: &PostMessage,
-    byline: Option<&str>,
 ) -> Result<PostedMessage, SlackApiError> {
     let posted = bridge.slack.post_message(token, post).await?;
-    let record = PostedPrompt {
-        prompt: prompt.clone(),
-        visitor: visitor.to_string(),
-        byline: byline.map(str::to_string),
-    };
-    match (&posted.ts, serde_json::to_value(&record)) {
+    match (&posted.ts, serde_json::to_value(record)) {
         (Some(ts), Ok(doc)) => {
             let channel = posted.channel.as_deref().unwrap_or(&post.channel);
-            // Best effort: without it a click is still answered from the
-            // arguments the buttons carry.
+            // The question is posted: failing it now would post it twice.
+            // Without its record it can still be answered in a direct
+            // message; in a channel the click is refused (fail closed).
             if let Err(error) = bridge
                 .store
                 .put_cached(
@@ -255,32 +278,34 @@ pub async fn post(
                 )
                 .await
             {
-                tracing::warn!(%error, channel, ts, "prompt_not_stored");
+                tracing::error!(%error, channel, ts, "prompt_not_stored");
             }
         }
-        _ => tracing::warn!(channel = %post.channel, "prompt_posted_without_ts"),
+        _ => tracing::error!(channel = %post.channel, "prompt_not_stored_without_ts"),
     }
     Ok(posted)
 }
 
-/// The question posted as message `ts` in `channel`, if remembered.
+/// The question posted as message `ts` in `channel`, if remembered. A
+/// table failure is an error, not "no record": the caller must not take
+/// an outage for a question nobody was asked.
 pub async fn find(
     bridge: &Bridge,
     workspace: &WorkspaceKey,
     channel: &str,
     ts: &str,
-) -> Option<PostedPrompt> {
-    match bridge
+) -> Result<Option<PostedPrompt>, DynamoError> {
+    let doc = bridge
         .store
         .get_cached(workspace, WorkspaceRecord::Prompt { channel, ts })
-        .await
-    {
-        Ok(doc) => doc.and_then(|doc| serde_json::from_value(doc).ok()),
+        .await?;
+    Ok(doc.and_then(|doc| match serde_json::from_value(doc) {
+        Ok(record) => Some(record),
         Err(error) => {
-            tracing::warn!(%error, channel, ts, "prompt_lookup_failed");
+            tracing::warn!(%error, channel, ts, "prompt_record_unreadable");
             None
         }
-    }
+    }))
 }
 
 #[cfg(test)]

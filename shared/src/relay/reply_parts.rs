@@ -1,22 +1,28 @@
 //! One Kefu message as ordered Slack steps (issue "Rich conversations"):
-//! text posts, then a question with buttons (menu, rating, transfer hint),
-//! then the agent's files, uploaded into the conversation.
+//! a session notice when the message carries a session event (issue "The
+//! Kefu conversation in Slack"), text posts, then a question with buttons
+//! (menu, rating, transfer hint), then the agent's files, uploaded into the
+//! conversation.
 //!
-//! Every step has a plain `chat.postMessage` form ([`ReplyPart::as_post`]):
-//! the question's post with its blocks, a file's "📎 Agent sent …" line.
-//! That is what the outbox keeps when Slack does not take a step now, so a
-//! reply handed over there keeps its place and order; only a file uploaded
-//! late becomes its line (the drain posts messages, it does not move files).
+//! Every step has a `chat.postMessage` form ([`ReplyPart::as_outgoing`]):
+//! the question's post with its blocks and its record, a file's "📎 Agent
+//! sent …" line. That is what the outbox keeps when Slack does not take a
+//! step now, so a reply handed over there keeps its place and order, and a
+//! question posted by the drain is remembered like one posted now; only a
+//! file uploaded late becomes its line (the drain posts messages, it does
+//! not move files).
 
 use std::time::{Duration, Instant};
 
 use crate::bridge::Bridge;
 use crate::easemob::callback::{FileBody, MessageBody, Payload};
 use crate::relay::files::{self, AgentFileKind, FileError, SlackDestination};
-use crate::relay::prompts::{self, Prompt};
-use crate::relay::to_slack::{self, AgentIdentity, PostError, PostFailure};
-use crate::slack::web::PostMessage;
-use crate::store::Installation;
+use crate::relay::prompts::{self, PostedPrompt, Prompt};
+use crate::relay::session_notices;
+use crate::relay::to_slack::{self, AgentIdentity, OutgoingPost, PostError, PostFailure};
+use crate::slack::bot_token::BotToken;
+use crate::slack::web::{PostMessage, SlackMessageRef};
+use crate::store::{Installation, NoticeLanguage};
 use crate::visitor::VisitorId;
 
 /// A file transfer is only started (or retried) with this much time left.
@@ -27,9 +33,10 @@ const STEP_ALLOWANCE: Duration = Duration::from_millis(400);
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReplyPart {
     Post(PostMessage),
-    /// A question: its post carries the blocks.
+    /// A question: its post carries the blocks; `question` is the record
+    /// stored under it once posted.
     Prompt {
-        prompt: Prompt,
+        question: PostedPrompt,
         post: PostMessage,
     },
     /// An agent's file; `line` is what the user reads if it is not shown.
@@ -41,11 +48,15 @@ pub enum ReplyPart {
 }
 
 impl ReplyPart {
-    /// The step as a plain post, for the outbox.
-    pub fn as_post(&self) -> PostMessage {
+    /// The step as one `chat.postMessage` (what the outbox keeps).
+    pub fn as_outgoing(&self) -> OutgoingPost {
         match self {
-            ReplyPart::Post(post) | ReplyPart::Prompt { post, .. } => post.clone(),
-            ReplyPart::File { line, .. } => line.clone(),
+            ReplyPart::Post(post) => OutgoingPost::plain(post.clone()),
+            ReplyPart::Prompt { question, post } => OutgoingPost {
+                message: post.clone(),
+                question: Some(question.clone()),
+            },
+            ReplyPart::File { line, .. } => OutgoingPost::plain(line.clone()),
         }
     }
 
@@ -62,6 +73,8 @@ pub struct Destination<'a> {
     pub customize: bool,
     pub channel: &'a str,
     pub thread_ts: Option<&'a str>,
+    /// The workspace's language for session notices.
+    pub language: NoticeLanguage,
 }
 
 /// The text lines the user reads besides questions and files: text bodies
@@ -106,21 +119,31 @@ fn file_kind(body: &MessageBody) -> Option<(AgentFileKind, &FileBody)> {
 pub fn has_content(payload: &Payload) -> bool {
     let prompt = prompts::prompt_of(payload);
     prompt.is_some()
+        || session_notices::shown_event(payload).is_some()
         || !text_lines(payload, None).is_empty()
         || payload.bodies.iter().any(|body| file_kind(body).is_some())
 }
 
-/// The steps for one Kefu message, in order. Empty when there is nothing
-/// to show (control messages such as `KF-ACK`).
-pub fn plan(payload: &Payload, to: Destination<'_>) -> Vec<ReplyPart> {
+/// The steps for one Kefu message to `visitor`, in order. Empty when
+/// there is nothing to show (control messages such as `KF-ACK`).
+pub fn plan(payload: &Payload, visitor: &VisitorId, to: Destination<'_>) -> Vec<ReplyPart> {
     let prompt = prompts::prompt_of(payload);
     let text = text_lines(payload, prompt.as_ref()).join("\n");
     let posts =
         |text: &str| to_slack::build_posts(text, to.agent, to.customize, to.channel, to.thread_ts);
-    let mut parts: Vec<ReplyPart> = posts(&text).into_iter().map(ReplyPart::Post).collect();
+    // The notice comes first: it says who is answering, or that it ended.
+    let mut parts: Vec<ReplyPart> = session_notices::shown_event(payload)
+        .and_then(|event| {
+            session_notices::notice_post(&event, to.language, to.channel, to.thread_ts)
+        })
+        .into_iter()
+        .chain(posts(&text))
+        .map(ReplyPart::Post)
+        .collect();
     if let Some(prompt) = prompt {
         let post = prompts::build_post(&prompt, to.agent, to.customize, to.channel, to.thread_ts);
-        parts.push(ReplyPart::Prompt { prompt, post });
+        let question = prompts::record(&prompt, visitor, to.agent, to.customize);
+        parts.push(ReplyPart::Prompt { question, post });
     }
     for (kind, body) in payload.bodies.iter().filter_map(file_kind) {
         let line = files::kefu_file_line(kind, body, &FileError::Permanent(String::new()));
@@ -149,16 +172,20 @@ pub fn deadline_for(parts: &[ReplyPart], start: Instant, deadline: Instant) -> I
 /// not take (or when time is up), reporting how many are done, like
 /// [`to_slack::send_posts`], so the caller hands the rest to the outbox.
 /// A file that cannot be shown (too large, refused, or still failing after
-/// one retry) is replaced by its line.
+/// one retry) is replaced by its line. Every message posted is added to
+/// `carried` (an uploaded file is not: Slack names its message later).
+#[allow(clippy::too_many_arguments)]
 pub async fn send(
     bridge: &Bridge,
     installation: &Installation,
-    visitor: &VisitorId,
     to: Destination<'_>,
     parts: &[ReplyPart],
     already: usize,
     deadline: Instant,
+    carried: &mut Vec<SlackMessageRef>,
 ) -> Result<(), PostFailure> {
+    // One token for the whole reply: a stale one is replaced once.
+    let token = bridge.bot_token(installation);
     for (index, part) in parts.iter().enumerate().skip(already) {
         let fail = |error| PostFailure {
             posted: index,
@@ -170,26 +197,18 @@ pub async fn send(
             return Err(fail(PostError::OutOfTime));
         }
         match part {
-            ReplyPart::Post(post) => post_one(bridge, installation, post, deadline)
-                .await
-                .map_err(fail)?,
-            ReplyPart::Prompt { prompt, post } => {
-                let byline = to.agent.name.as_deref().filter(|_| !to.customize);
-                prompts::post(
-                    bridge,
-                    &installation.bot_token,
-                    &installation.key,
-                    visitor,
-                    prompt,
-                    post,
-                    byline,
-                )
-                .await
-                .map_err(|e| fail(PostError::Slack(e)))?;
-            }
+            ReplyPart::Post(_) | ReplyPart::Prompt { .. } => post_one(
+                bridge,
+                installation,
+                &token,
+                &part.as_outgoing(),
+                deadline,
+                carried,
+            )
+            .await
+            .map_err(fail)?,
             ReplyPart::File { kind, body, line } => {
-                let Err(error) = transfer(bridge, installation, to, *kind, body, deadline).await
-                else {
+                let Err(error) = transfer(bridge, &token, to, *kind, body, deadline).await else {
                     continue;
                 };
                 tracing::warn!(%error, kind = kind.noun(), "agent_file_not_uploaded");
@@ -206,9 +225,16 @@ pub async fn send(
                     .unwrap_or_else(|| line.clone()),
                     _ => line.clone(),
                 };
-                post_one(bridge, installation, &line, deadline)
-                    .await
-                    .map_err(fail)?;
+                post_one(
+                    bridge,
+                    installation,
+                    &token,
+                    &OutgoingPost::plain(line),
+                    deadline,
+                    carried,
+                )
+                .await
+                .map_err(fail)?;
             }
         }
     }
@@ -218,15 +244,19 @@ pub async fn send(
 async fn post_one(
     bridge: &Bridge,
     installation: &Installation,
-    post: &PostMessage,
+    token: &BotToken<'_>,
+    post: &OutgoingPost,
     deadline: Instant,
+    carried: &mut Vec<SlackMessageRef>,
 ) -> Result<(), PostError> {
     to_slack::send_posts(
         bridge,
-        &installation.bot_token,
+        installation,
+        token,
         std::slice::from_ref(post),
         0,
         deadline,
+        carried,
     )
     .await
     .map_err(|failure| failure.error)
@@ -236,14 +266,14 @@ async fn post_one(
 /// file budget allows.
 async fn transfer(
     bridge: &Bridge,
-    installation: &Installation,
+    token: &BotToken<'_>,
     to: Destination<'_>,
     kind: AgentFileKind,
     body: &FileBody,
     deadline: Instant,
 ) -> Result<(), FileError> {
     let destination = SlackDestination {
-        bot_token: &installation.bot_token,
+        bot_token: token,
         channel: to.channel,
         thread_ts: to.thread_ts,
         agent_name: to.agent.name.as_deref(),
@@ -282,15 +312,21 @@ mod tests {
         }
     }
 
+    fn visitor() -> VisitorId {
+        VisitorId::decode("t1_u1_d1").unwrap()
+    }
+
     fn plan_for(value: serde_json::Value) -> Vec<ReplyPart> {
         let agent = alice();
         plan(
             &payload(value),
+            &visitor(),
             Destination {
                 agent: &agent,
                 customize: false,
                 channel: "D1",
                 thread_ts: None,
+                language: NoticeLanguage::English,
             },
         )
     }
@@ -305,7 +341,7 @@ mod tests {
             { "type": "sticker" },
             { "type": "audio", "filename": "" }
         ] }));
-        let posts: Vec<String> = parts.iter().map(|p| p.as_post().text).collect();
+        let posts: Vec<String> = parts.iter().map(|p| p.as_outgoing().message.text).collect();
         assert_eq!(
             posts,
             [
@@ -331,11 +367,30 @@ mod tests {
                 "items": [{ "id": "1", "name": "Orders" }, { "id": "2", "name": "Refunds" }] } } }
         }));
         assert_eq!(parts.len(), 1);
-        let ReplyPart::Prompt { post, .. } = &parts[0] else {
+        let ReplyPart::Prompt { post, question } = &parts[0] else {
             panic!("not a question: {parts:?}")
         };
         assert_eq!(post.text, "*Alice:* How can we help?\n• Orders\n• Refunds");
         assert!(post.blocks.is_some());
+        assert_eq!(question.visitor, "T1_U1_D1");
+        assert_eq!(question.byline.as_deref(), Some("Alice"));
+    }
+
+    #[test]
+    fn a_question_keeps_its_record_through_the_outbox_and_old_records_read_as_posts() {
+        let parts = plan_for(json!({
+            "ext": { "msgtype": { "choice": { "title": "Pick",
+                "items": [{ "id": 7, "name": "Orders" }] } } }
+        }));
+        let outgoing = parts[0].as_outgoing();
+        let kept = serde_json::to_string(&outgoing).unwrap();
+        let back: OutgoingPost = serde_json::from_str(&kept).unwrap();
+        assert_eq!(back, outgoing);
+        assert!(back.question.is_some());
+        // What a drain finds in a record queued before questions carried theirs.
+        let old = serde_json::to_string(&outgoing.message).unwrap();
+        let back: OutgoingPost = serde_json::from_str(&old).unwrap();
+        assert_eq!(back, OutgoingPost::plain(outgoing.message));
     }
 
     #[test]
@@ -346,9 +401,32 @@ mod tests {
         }));
         assert_eq!(parts.len(), 1);
         assert!(parts[0]
-            .as_post()
+            .as_outgoing()
+            .message
             .text
             .starts_with("*Alice:* Please rate me"));
+    }
+
+    #[test]
+    fn a_session_event_is_a_notice_before_the_text() {
+        let event = |name: &str| {
+            json!({ "weichat": { "event": { "eventName": name,
+                "eventObj": { "agentUserNiceName": "Alice Agent" } } } })
+        };
+        let parts = plan_for(json!({
+            "bodies": [{ "type": "txt", "msg": "Hi, I'm Alice" }],
+            "ext": event("ServiceSessionOpenedEvent"),
+        }));
+        let posts: Vec<PostMessage> = parts.iter().map(|p| p.as_outgoing().message).collect();
+        assert_eq!(posts.len(), 2);
+        assert_eq!(posts[0].text, "👋 *Alice Agent* joined the conversation");
+        assert_eq!(posts[0].blocks.as_ref().unwrap()[0]["type"], "context");
+        assert_eq!(posts[1].text, "*Alice:* Hi, I'm Alice");
+        let created = payload(json!({ "bodies": [{ "type": "txt", "msg": "" }],
+            "ext": event("ServiceSessionCreatedEvent") }));
+        assert!(!has_content(&created));
+        let closed = payload(json!({ "bodies": [], "ext": event("ServiceSessionClosedEvent") }));
+        assert!(has_content(&closed));
     }
 
     #[test]

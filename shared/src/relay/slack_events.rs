@@ -8,11 +8,12 @@ use crate::dynamo::DynamoError;
 use crate::easemob::visitor_message::VisitorEnvelope;
 use crate::easemob::{EasemobError, TextMessage};
 use crate::http_types::{HttpRequest, HttpResponse};
-use crate::loop_guard::{own_message, BridgeIdentity};
+use crate::loop_guard::{not_forwarded, BridgeIdentity};
 use crate::relay::outbox::{self, Failure};
-use crate::relay::{files, to_kefu, visitor_profile};
+use crate::relay::{files, routing, to_kefu, visitor_profile};
 use crate::slack::events::{
-    is_content_subtype, is_supported_channel_type, Envelope, Event, EventCallback, MessageEvent,
+    is_supported_channel_type, message_change, Envelope, Event, EventCallback, MessageChange,
+    MessageEvent, SlackFile,
 };
 use crate::slack::ids::is_slack_id;
 use crate::slack::markup::{mentioned_users, to_plain_text};
@@ -173,6 +174,17 @@ async fn handle_callback(bridge: &Bridge, callback: &EventCallback, deadline: In
             }
         }
     };
+    // Uninstall events still clean up after a workspace that was served
+    // once; anything else from a workspace this deployment does not serve
+    // stops here, answered 200 so Slack does not retry (docs/design.md §1).
+    let is_uninstall = matches!(event, Event::AppUninstalled | Event::TokensRevoked { .. });
+    let ids = [
+        Some(callback.team_id.as_str()),
+        callback.enterprise_id.as_deref(),
+    ];
+    if !is_uninstall && !bridge.config.allowed_workspaces.allows(ids) {
+        return Report::done("workspace_not_allowed");
+    }
     match event {
         Event::Message(message) => {
             let channel = message.channel.clone();
@@ -255,20 +267,34 @@ async fn handle_message(
         bot_user_id: &installation.bot_user_id,
         app_id: &callback.api_app_id,
     };
-    if let Some(rule) = own_message(message, me) {
+    // What the agent is told: a message, an edit, a deletion (issue "The
+    // Kefu conversation in Slack"); `written` is the message whose author
+    // counts — the new version of an edit, the old one of a deletion.
+    let change = message_change(message);
+    let written = match change {
+        MessageChange::Wrote(written)
+        | MessageChange::Edited(written)
+        | MessageChange::Deleted(written) => Some(written),
+        MessageChange::Other => None,
+    };
+    // A deleted bot post (the bridge's own, deleted for a recall) shows its
+    // author only in `previous_message`: the loop guard reads it there too.
+    if let Some(reason) =
+        not_forwarded(message, me).or_else(|| written.and_then(|w| not_forwarded(w, me)))
+    {
         return Report {
-            detail: Some(format!("{rule:?}")),
-            ..Report::done("own_message_not_forwarded")
+            detail: Some(reason.rule()),
+            ..Report::done(reason.outcome())
         };
     }
-    if !is_content_subtype(message.subtype.as_deref()) {
+    let Some(written) = written else {
         return Report {
             detail: message.subtype.clone(),
             ..Report::done("subtype_not_forwarded")
         };
-    }
+    };
     let (Some(user), Some(channel)) = (
-        message.user.as_deref().and_then(UserId::parse),
+        written.user.as_deref().and_then(UserId::parse),
         message.channel.as_deref().and_then(ChannelId::parse),
     ) else {
         return Report::done("missing_user_or_channel");
@@ -296,8 +322,41 @@ async fn handle_message(
         Err(error) => return Report::retry_later("store_unavailable", error.to_string()),
     };
 
-    let text = message_text(bridge, &installation, message).await;
-    if text.trim().is_empty() && message.files.is_empty() {
+    // The message's lookups, at once and within a slice of its time:
+    // mentions, the visitor's profile, the team (docs/design.md §2 "Slack
+    // markup to plain text").
+    let lookups_until = visitor_profile::lookups_deadline(deadline);
+    let written_text = async {
+        match change {
+            MessageChange::Edited(now) => {
+                edited_text(&message_text(bridge, &installation, now, lookups_until).await)
+                    .unwrap_or_default()
+            }
+            MessageChange::Deleted(before) => {
+                deleted_note(&message_text(bridge, &installation, before, lookups_until).await)
+            }
+            _ => message_text(bridge, &installation, message, lookups_until).await,
+        }
+    };
+    let (text, user_profile, team_profile) = tokio::join!(
+        written_text,
+        visitor_profile::by(
+            lookups_until,
+            "visitor",
+            visitor_profile::slack_user(bridge, &installation, user.as_str()),
+        ),
+        visitor_profile::by(
+            lookups_until,
+            "team",
+            visitor_profile::slack_team(bridge, &installation, &callback.team_id),
+        ),
+    );
+    // Files travel with what was written; an edit or a deletion is words.
+    let files: &[SlackFile] = match change {
+        MessageChange::Wrote(_) => &message.files,
+        _ => &[],
+    };
+    if text.trim().is_empty() && files.is_empty() {
         let _ = bridge.store.complete_claim(&claim_key, 0).await;
         return Report::done("empty_message");
     }
@@ -315,17 +374,17 @@ async fn handle_message(
             return Report::retry_later("store_unavailable", error.to_string());
         }
     };
-    remember_thread(
-        bridge,
-        &installation.key,
-        &visitor,
-        message,
-        conversation.thread_ts.as_deref(),
-    )
-    .await;
+    if let MessageChange::Wrote(_) = change {
+        remember_thread(
+            bridge,
+            &installation.key,
+            &visitor,
+            message,
+            conversation.thread_ts.as_deref(),
+        )
+        .await;
+    }
 
-    let user_profile = visitor_profile::slack_user(bridge, &installation, user.as_str()).await;
-    let team_profile = visitor_profile::slack_team(bridge, &installation, &callback.team_id).await;
     let visitor_info = visitor_profile::visitor_info(
         &visitor,
         user_profile.as_ref(),
@@ -334,10 +393,12 @@ async fn handle_message(
         channel_type,
     );
     let from = visitor.to_string();
+    let queue = routing::queue_for(bridge, &installation.key, &channel).await;
     let outgoing = TextMessage {
         from: &from,
         service_number: &bridge.config.easemob_im_service_number,
         visitor: &visitor_info,
+        queue: queue.as_deref(),
     };
     // The text first, then one message per file, in order (issue "Rich
     // conversations"). Files are uploaded now, even when the messages
@@ -348,10 +409,10 @@ async fn handle_message(
         outgoing.bodies(&text)
     };
     let mut deadline = deadline;
-    if !message.files.is_empty() {
+    if !files.is_empty() {
         let start = deadline - BUDGET;
         let shared = files::SharedIn {
-            bot_token: &installation.bot_token,
+            bot_token: &bridge.bot_token(&installation),
             channel: channel.as_str(),
             user: user.as_str(),
             thread_ts: message.thread_ts.as_deref(),
@@ -360,11 +421,12 @@ async fn handle_message(
             from: &from,
             service_number: &bridge.config.easemob_im_service_number,
             visitor: &visitor_info,
+            queue: queue.as_deref(),
         };
         let file_bodies = files::visitor_file_bodies(
             bridge,
             shared,
-            &message.files,
+            files,
             parts_done.saturating_sub(bodies.len()),
             start + files::FILE_BUDGET,
             |file| envelope.file(file),
@@ -501,14 +563,40 @@ async fn message_text(
     bridge: &Bridge,
     installation: &Installation,
     message: &MessageEvent,
+    lookups_until: Instant,
 ) -> String {
     let raw = message.text.as_deref().unwrap_or("");
     // Only well-formed user ids are looked up (each is a users.info call
     // and a cache key).
     let mut mentioned = mentioned_users(raw);
     mentioned.retain(|user| UserId::parse(user).is_some());
-    let names = visitor_profile::mention_names(bridge, installation, &mentioned).await;
+    let names =
+        visitor_profile::mention_names(bridge, installation, &mentioned, lookups_until).await;
     to_plain_text(raw, &names)
+}
+
+/// What the agent reads for an edited message: "(edited) new text"
+/// (`None` when the new version has no text).
+fn edited_text(new_text: &str) -> Option<String> {
+    let new_text = new_text.trim();
+    (!new_text.is_empty()).then(|| format!("(edited) {new_text}"))
+}
+
+/// Longest quote of a deleted message in the note to the agent.
+const DELETED_QUOTE_CHARS: usize = 100;
+
+/// What the agent reads when the customer deletes a message: a short note
+/// naming it by its first words.
+fn deleted_note(old_text: &str) -> String {
+    let old_text = old_text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if old_text.is_empty() {
+        return "(deleted a message)".to_string();
+    }
+    let mut quote: String = old_text.chars().take(DELETED_QUOTE_CHARS).collect();
+    if quote.len() < old_text.len() {
+        quote.push('…');
+    }
+    format!("(deleted a message: \"{quote}\")")
 }
 
 /// In a channel, agent replies go to the thread the visitor last wrote in;
@@ -546,4 +634,30 @@ fn ok() -> HttpResponse {
 /// A 4xx Slack should not retry: the same request will fail the same way.
 fn reject(status: u16, reason: &str) -> HttpResponse {
     HttpResponse::text(status, reason).with_header("x-slack-no-retry", "1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edit_is_the_new_text_marked() {
+        assert_eq!(
+            edited_text(" two lattes \n").as_deref(),
+            Some("(edited) two lattes")
+        );
+        assert_eq!(edited_text("  "), None);
+    }
+
+    #[test]
+    fn a_deletion_is_a_short_note_with_the_first_words() {
+        assert_eq!(deleted_note(""), "(deleted a message)");
+        assert_eq!(
+            deleted_note("wrong\n order"),
+            "(deleted a message: \"wrong order\")"
+        );
+        let long = deleted_note(&"word ".repeat(50));
+        assert!(long.ends_with("…\")"), "{long}");
+        assert!(long.chars().count() < 130);
+    }
 }

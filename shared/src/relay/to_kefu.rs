@@ -34,8 +34,16 @@ pub async fn ensure_registered(
         .await
         .map_err(|e| EasemobError::Unavailable(e.to_string()))?;
     if !known {
-        // The visitor never logs in; the password only satisfies the API.
-        let password = hex::encode(crate::clock::random_bytes::<16>());
+        // The visitor never logs in, but the password must still be
+        // unguessable (anyone holding it could write as the visitor): without
+        // randomness the visitor is not registered, and the message waits.
+        let password = match crate::clock::random_bytes::<16>() {
+            Ok(bytes) => hex::encode(bytes),
+            Err(error) => {
+                tracing::error!(visitor = %username, %error, "visitor_password_randomness_unavailable");
+                return Err(EasemobError::Unavailable(error.to_string()));
+            }
+        };
         with_token(bridge, |token| {
             let password = password.clone();
             let username = username.clone();

@@ -3,11 +3,17 @@
 
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::bridge::Bridge;
 use crate::easemob::callback::Ext;
-use crate::secret::Secret;
+use crate::relay::prompts::{self, PostedPrompt};
+use crate::slack::bot_token::BotToken;
 use crate::slack::markup::{escape, escaped_parts, split_by_cost, SLACK_MESSAGE_MAX_CHARS};
-use crate::slack::web::{retry_after_fits, PostMessage, SlackApiError};
+use crate::slack::web::{
+    retry_after_fits, PostMessage, PostedMessage, SlackApiError, SlackMessageRef,
+};
+use crate::store::Installation;
 
 /// The scope that lets a post carry `username` and `icon_url`.
 pub const CUSTOMIZE_SCOPE: &str = "chat:write.customize";
@@ -30,20 +36,25 @@ impl AgentIdentity {
         let Some(agent) = &ext.weichat.agent else {
             return Self::default();
         };
-        let name: String = agent
-            .user_nickname
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect::<String>()
-            .trim()
-            .chars()
-            .take(MAX_AGENT_NAME_CHARS)
-            .collect();
         Self {
-            name: Some(name).filter(|n| !n.is_empty()),
+            name: agent_name(&agent.user_nickname),
             avatar_url: avatar_url(&agent.avatar),
         }
     }
+}
+
+/// An agent's name as Slack shows it: one line, at most 80 characters
+/// (what a `username` shows), `None` when blank.
+pub fn agent_name(raw: &str) -> Option<String> {
+    let name: String = raw
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(MAX_AGENT_NAME_CHARS)
+        .collect();
+    Some(name).filter(|n| !n.is_empty())
 }
 
 /// Kefu avatars may come protocol-relative (`//host/x`): Slack needs an
@@ -127,6 +138,28 @@ fn split_for_slack(text: &str, first_limit: usize, limit: usize) -> Vec<String> 
     parts
 }
 
+/// One `chat.postMessage` of a reply, as it is sent now or kept in the
+/// outbox (JSON: the post's fields, plus `question` for a question). A
+/// question carries the record stored under the posted message, so it is
+/// remembered whichever path posts it. Outbox records written before
+/// questions carried theirs read as plain posts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingPost {
+    #[serde(flatten)]
+    pub message: PostMessage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<PostedPrompt>,
+}
+
+impl OutgoingPost {
+    pub fn plain(message: PostMessage) -> Self {
+        Self {
+            message,
+            question: None,
+        }
+    }
+}
+
 /// Why posting stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PostError {
@@ -145,13 +178,16 @@ pub struct PostFailure {
 /// Posts `posts[already_posted..]` in order with the bot token. A 429 whose
 /// `Retry-After` fits before `deadline` is waited out once; anything else
 /// stops, reporting how many posts are made so the caller can keep that
-/// progress for the retry.
+/// progress for the retry. Each post made is added to `carried`, so the
+/// caller can remember where the message went (recalls delete it).
 pub async fn send_posts(
     bridge: &Bridge,
-    token: &Secret,
-    posts: &[PostMessage],
+    installation: &Installation,
+    token: &BotToken<'_>,
+    posts: &[OutgoingPost],
     already_posted: usize,
     deadline: Instant,
+    carried: &mut Vec<SlackMessageRef>,
 ) -> Result<(), PostFailure> {
     for (index, post) in posts.iter().enumerate().skip(already_posted) {
         let fail = |error| PostFailure {
@@ -162,29 +198,46 @@ pub async fn send_posts(
         if index > already_posted && remaining(deadline) < POST_ALLOWANCE {
             return Err(fail(PostError::OutOfTime));
         }
-        post_once_more_if_limited(bridge, token, post, deadline)
+        let posted = post_once_more_if_limited(bridge, installation, token, post, deadline)
             .await
             .map_err(|e| fail(PostError::Slack(e)))?;
+        carried.extend(SlackMessageRef::of(&post.message, &posted));
     }
     Ok(())
 }
 
 async fn post_once_more_if_limited(
     bridge: &Bridge,
-    token: &Secret,
-    post: &PostMessage,
+    installation: &Installation,
+    token: &BotToken<'_>,
+    post: &OutgoingPost,
     deadline: Instant,
-) -> Result<(), SlackApiError> {
-    match bridge.slack.post_message(token, post).await {
+) -> Result<PostedMessage, SlackApiError> {
+    match post_one(bridge, installation, token, post).await {
         Err(SlackApiError::RateLimited { retry_after }) => {
             let budget = remaining(deadline).saturating_sub(POST_ALLOWANCE);
             let Some(wait) = retry_after_fits(retry_after, budget) else {
                 return Err(SlackApiError::RateLimited { retry_after });
             };
             tokio::time::sleep(wait).await;
-            bridge.slack.post_message(token, post).await.map(|_| ())
+            post_one(bridge, installation, token, post).await
         }
-        other => other.map(|_| ()),
+        other => other,
+    }
+}
+
+/// A question goes through [`prompts::post`], which stores its record.
+async fn post_one(
+    bridge: &Bridge,
+    installation: &Installation,
+    token: &BotToken<'_>,
+    post: &OutgoingPost,
+) -> Result<PostedMessage, SlackApiError> {
+    match &post.question {
+        Some(record) => {
+            prompts::post(bridge, token, &installation.key, record, &post.message).await
+        }
+        None => bridge.slack.post_message(token, &post.message).await,
     }
 }
 

@@ -1,10 +1,19 @@
 //! Who the visitor is, for the agent (`ext.weichat.visitor`), from Slack's
 //! `users.info` and `team.info`, cached in memory and in DynamoDB so the warm
-//! path does not call Slack for every message.
+//! path does not call Slack for every message; and the names `<@U…>`
+//! mentions read as (docs/design.md §2 "Slack markup to plain text").
+//!
+//! A message's lookups share a small slice of its time ([`LOOKUP_BUDGET`])
+//! and run at once; a mention costs at most [`MAX_LOOKUPS_PER_MESSAGE`]
+//! lookups per message, and an id Slack does not resolve is remembered as
+//! unknown for a while. So a message full of mentions, or a slow Slack,
+//! costs the message a bounded time and never its delivery.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use serde_json::Value;
 
 use crate::bridge::Bridge;
@@ -16,6 +25,38 @@ use crate::visitor::VisitorId;
 /// Profiles change rarely; a day in the table, ten minutes in memory.
 const TABLE_TTL_SECS: i64 = 24 * 3_600;
 const MEMORY_TTL: Duration = Duration::from_secs(600);
+/// A mentioned id Slack did not resolve shows as the id this long before
+/// it is asked about again.
+const UNKNOWN_TTL: Duration = Duration::from_secs(600);
+
+/// Mentions one message may look up beyond what memory knows (each is a
+/// table read and maybe a `users.info`); the rest show as their ids.
+pub const MAX_LOOKUPS_PER_MESSAGE: usize = 3;
+/// Time all of one message's profile lookups may take together, out of
+/// Slack's 3 s (the sends need the rest).
+pub const LOOKUP_BUDGET: Duration = Duration::from_millis(700);
+
+/// When a message's lookups must be done: [`LOOKUP_BUDGET`] from now, and
+/// never after the message's own `deadline`.
+pub fn lookups_deadline(deadline: Instant) -> Instant {
+    (Instant::now() + LOOKUP_BUDGET).min(deadline)
+}
+
+/// `lookup`'s answer if it comes by `until`; `None` otherwise (the message
+/// goes on without it, as when Slack cannot say).
+pub async fn by<T>(
+    until: Instant,
+    what: &'static str,
+    lookup: impl Future<Output = Option<T>>,
+) -> Option<T> {
+    match tokio::time::timeout_at(until.into(), lookup).await {
+        Ok(found) => found,
+        Err(_) => {
+            tracing::warn!(lookup = what, "profile_lookup_out_of_time");
+            None
+        }
+    }
+}
 
 /// A Slack user, or `None` when Slack can't say right now (the message is
 /// forwarded anyway, with the id as the name; nothing degraded is cached).
@@ -33,7 +74,10 @@ pub async fn slack_user(
             let doc = match bridge.store.get_cached(workspace_key, record).await {
                 Ok(Some(doc)) => doc,
                 _ => {
-                    let fetched = bridge.slack.users_info(&installation.bot_token, user).await;
+                    let fetched = bridge
+                        .slack
+                        .users_info(&bridge.bot_token(installation), user)
+                        .await;
                     let raw = match fetched {
                         Ok(user) => user_doc(&user),
                         Err(error) => {
@@ -71,7 +115,11 @@ pub async fn slack_team(
     let record = WorkspaceRecord::Team(team);
     let doc = match bridge.store.get_cached(&installation.key, record).await {
         Ok(Some(doc)) => doc,
-        _ => match bridge.slack.team_info(&installation.bot_token, team).await {
+        _ => match bridge
+            .slack
+            .team_info(&bridge.bot_token(installation), team)
+            .await
+        {
             Ok(info) => {
                 let doc =
                     serde_json::json!({ "id": info.id, "name": info.name, "domain": info.domain });
@@ -184,16 +232,52 @@ pub fn visitor_info(
     .capped()
 }
 
-/// Display names for `<@U…>` mentions, through the same cache.
+/// Display names for `<@U…>` mentions, through the same caches, by
+/// `until`: what memory knows, plus at most [`MAX_LOOKUPS_PER_MESSAGE`]
+/// lookups made at once. An id left out, unknown to Slack or not answered
+/// in time has no name here (it reads as the id) and one of the last two
+/// kinds is not looked up again for [`UNKNOWN_TTL`].
 pub async fn mention_names(
     bridge: &Bridge,
     installation: &Installation,
     users: &[String],
+    until: Instant,
 ) -> HashMap<String, String> {
+    let workspace = installation.key.id();
+    let memo_key = |user: &str| (workspace.to_string(), user.to_string());
     let mut names = HashMap::new();
-    for user in users.iter().take(20) {
-        let profile = slack_user(bridge, installation, user).await;
-        names.insert(user.clone(), display_name(profile.as_ref(), user));
+    let mut to_look_up = Vec::new();
+    let mut left_out = 0usize;
+    for user in users {
+        if let Some(doc) = bridge.memo.users.get(&memo_key(user), MEMORY_TTL) {
+            let profile: Option<SlackUser> = serde_json::from_value(doc).ok();
+            names.insert(user.clone(), display_name(profile.as_ref(), user));
+            continue;
+        }
+        let unknown = bridge.memo.unknown_users.get(&memo_key(user), UNKNOWN_TTL);
+        if unknown.is_some() {
+            continue;
+        }
+        if to_look_up.len() < MAX_LOOKUPS_PER_MESSAGE {
+            to_look_up.push(user);
+        } else {
+            left_out += 1;
+        }
+    }
+    if left_out > 0 {
+        tracing::info!(workspace, left_out, "mention_lookups_capped");
+    }
+    let lookups = to_look_up.into_iter().map(|user| async move {
+        let profile = by(until, "mention", slack_user(bridge, installation, user)).await;
+        (user, profile)
+    });
+    for (user, profile) in join_all(lookups).await {
+        match profile {
+            Some(profile) => {
+                names.insert(user.clone(), display_name(Some(&profile), user));
+            }
+            None => bridge.memo.unknown_users.put(memo_key(user), ()),
+        }
     }
     names
 }

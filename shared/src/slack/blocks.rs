@@ -320,6 +320,21 @@ pub fn transfer_answered(agent: Option<&str>, text: &str) -> Rendered {
     }
 }
 
+/// `block_id` of a session notice.
+pub const NOTICE_BLOCK: &str = "kefu_session_notice";
+
+/// A quiet one-line notice about the conversation itself (an agent joined,
+/// it ended…): a context block, small and grey, as Slack shows system
+/// lines. `mrkdwn` is already escaped.
+pub fn notice(mrkdwn: &str) -> Rendered {
+    let mut block = context(mrkdwn);
+    block["block_id"] = json!(NOTICE_BLOCK);
+    Rendered {
+        text: fallback(mrkdwn),
+        blocks: json!([block]),
+    }
+}
+
 /// The comment modal `views.open` shows: a required rating (preselected
 /// when known) and an optional comment. `private_metadata` says which
 /// message it answers (at most 3,000 characters).

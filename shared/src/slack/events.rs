@@ -86,6 +86,9 @@ pub struct MessageEvent {
     /// The edited message, for `subtype = message_changed`.
     #[serde(default)]
     pub message: Option<Box<MessageEvent>>,
+    /// The message as it was, for `message_changed` and `message_deleted`.
+    #[serde(default)]
+    pub previous_message: Option<Box<MessageEvent>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -149,13 +152,55 @@ pub fn is_supported_channel_type(channel_type: &str) -> bool {
     matches!(channel_type, "im" | "channel" | "group" | "mpim")
 }
 
-/// Subtypes that carry something a person wrote. Everything else (joins,
-/// leaves, topic changes, edits, deletes, bot messages) is not forwarded.
+/// Subtypes that carry something a person wrote. Edits and deletions are
+/// sorted out by [`message_change`]; everything else (joins, leaves, topic
+/// changes, bot messages) is not forwarded.
 pub fn is_content_subtype(subtype: Option<&str>) -> bool {
     matches!(
         subtype,
         None | Some("file_share") | Some("thread_broadcast") | Some("me_message")
     )
+}
+
+/// What a message event is, as far as the agent is concerned.
+#[derive(Debug, Clone, Copy)]
+pub enum MessageChange<'a> {
+    /// Something written: the message itself.
+    Wrote(&'a MessageEvent),
+    /// A message whose text was edited: its new version.
+    Edited(&'a MessageEvent),
+    /// A deleted message (or a thread parent replaced by a tombstone): the
+    /// message as it was.
+    Deleted(&'a MessageEvent),
+    /// Joins, topic changes, bot posts, and `message_changed` events that
+    /// change no text (Slack sends those for link previews and reply counts).
+    Other,
+}
+
+/// Sorts a message event by what it means for the agent (docs/design.md §2
+/// "Message events": `message_changed` carries `message` and
+/// `previous_message`, `message_deleted` carries `previous_message`).
+pub fn message_change(event: &MessageEvent) -> MessageChange<'_> {
+    let previous = event.previous_message.as_deref();
+    match event.subtype.as_deref() {
+        subtype if is_content_subtype(subtype) => MessageChange::Wrote(event),
+        Some("message_changed") => {
+            let Some(now) = event.message.as_deref() else {
+                return MessageChange::Other;
+            };
+            match (now.subtype.as_deref(), previous) {
+                (Some("tombstone"), Some(previous)) => MessageChange::Deleted(previous),
+                (subtype, Some(previous))
+                    if is_content_subtype(subtype) && now.text != previous.text =>
+                {
+                    MessageChange::Edited(now)
+                }
+                _ => MessageChange::Other,
+            }
+        }
+        Some("message_deleted") => previous.map_or(MessageChange::Other, MessageChange::Deleted),
+        _ => MessageChange::Other,
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +213,50 @@ mod tests {
         assert!(matches!(env, Envelope::Unknown));
         let event: Event = serde_json::from_str(r#"{"type":"reaction_added"}"#).unwrap();
         assert!(matches!(event, Event::Other));
+    }
+
+    fn message(value: serde_json::Value) -> MessageEvent {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn edits_and_deletes_are_told_apart_from_previews() {
+        let edited = message(serde_json::json!({
+            "type": "message", "subtype": "message_changed", "channel": "D1", "hidden": true,
+            "message": { "type": "message", "user": "U1", "text": "new", "ts": "1.1",
+                         "edited": { "user": "U1", "ts": "1.3" } },
+            "previous_message": { "type": "message", "user": "U1", "text": "old", "ts": "1.1" }
+        }));
+        assert!(
+            matches!(message_change(&edited), MessageChange::Edited(m) if m.text.as_deref() == Some("new"))
+        );
+        let preview = message(serde_json::json!({
+            "type": "message", "subtype": "message_changed", "channel": "D1",
+            "message": { "user": "U1", "text": "see https://x.io", "attachments": [{}] },
+            "previous_message": { "user": "U1", "text": "see https://x.io" }
+        }));
+        assert!(matches!(message_change(&preview), MessageChange::Other));
+        let deleted = message(serde_json::json!({
+            "type": "message", "subtype": "message_deleted", "channel": "D1", "deleted_ts": "1.1",
+            "previous_message": { "user": "U1", "text": "oops", "ts": "1.1" }
+        }));
+        assert!(
+            matches!(message_change(&deleted), MessageChange::Deleted(m) if m.text.as_deref() == Some("oops"))
+        );
+        let tombstone = message(serde_json::json!({
+            "type": "message", "subtype": "message_changed", "channel": "C1",
+            "message": { "subtype": "tombstone", "user": "USLACKBOT", "text": "This message was deleted." },
+            "previous_message": { "user": "U1", "text": "parent" }
+        }));
+        assert!(
+            matches!(message_change(&tombstone), MessageChange::Deleted(m) if m.user.as_deref() == Some("U1"))
+        );
+        let join = message(
+            serde_json::json!({ "type": "message", "subtype": "channel_join", "user": "U1" }),
+        );
+        assert!(matches!(message_change(&join), MessageChange::Other));
+        let bare = message(serde_json::json!({ "type": "message", "subtype": "message_deleted" }));
+        assert!(matches!(message_change(&bare), MessageChange::Other));
     }
 
     #[test]

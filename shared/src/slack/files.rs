@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::bot_token::BotToken;
 use super::web::{SlackApiError, SlackClient};
 use crate::http_types::{describe_http, read_body_bounded, same_origin, BoundedReadError};
 use crate::secret::Secret;
@@ -28,6 +29,24 @@ pub enum SlackDownloadError {
     /// lacks `files:read` (or is not valid for the file's workspace).
     SignInPage,
     Slack(SlackApiError),
+}
+
+impl SlackDownloadError {
+    /// Slack did not take the token: its sign-in page (also its answer to a
+    /// token without `files:read`), or a refused token.
+    fn is_token_refused(&self) -> bool {
+        match self {
+            SlackDownloadError::SignInPage => true,
+            SlackDownloadError::Slack(error) => error.is_token_refused(),
+            _ => false,
+        }
+    }
+}
+
+impl From<SlackApiError> for SlackDownloadError {
+    fn from(error: SlackApiError) -> Self {
+        SlackDownloadError::Slack(error)
+    }
 }
 
 /// Where to upload one file's bytes.
@@ -66,11 +85,12 @@ fn is_slack_file_host(url: &str) -> bool {
 
 impl SlackClient {
     /// Downloads a file a visitor shared into `into` (at most `limit` bytes)
-    /// with the bot token. Tests' fake Slack serves files from the Web API's
-    /// own origin, which is trusted like Slack's hosts.
+    /// with the bot token (the stored one if Slack refuses a stale one).
+    /// Tests' fake Slack serves files from the Web API's own origin, which
+    /// is trusted like Slack's hosts.
     pub async fn download_private_file(
         &self,
-        token: &Secret,
+        token: &BotToken<'_>,
         url: &str,
         limit: u64,
         timeout: Duration,
@@ -79,6 +99,31 @@ impl SlackClient {
         if !is_slack_file_host(url) && !same_origin(url, self.base_url()) {
             return Err(SlackDownloadError::NotSlackHosted);
         }
+        let response = token
+            .call(SlackDownloadError::is_token_refused, |secret| async move {
+                self.open_private_file(&secret, url, timeout).await
+            })
+            .await?;
+        read_body_bounded(response, limit, into)
+            .await
+            .map_err(|error| match error {
+                BoundedReadError::TooLarge { at_least } => {
+                    SlackDownloadError::TooLarge { at_least }
+                }
+                BoundedReadError::Http(e) => {
+                    SlackDownloadError::Slack(SlackApiError::Unavailable(describe_http(&e)))
+                }
+            })
+    }
+
+    /// Asks for a file with `token`: the answer whose body is the file, or
+    /// why not.
+    async fn open_private_file(
+        &self,
+        token: &Secret,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, SlackDownloadError> {
         // reqwest drops `Authorization` if a redirect leaves the host.
         let response = self
             .http()
@@ -124,31 +169,21 @@ impl SlackClient {
         if is_html {
             return Err(SlackDownloadError::SignInPage);
         }
-        read_body_bounded(response, limit, into)
-            .await
-            .map_err(|error| match error {
-                BoundedReadError::TooLarge { at_least } => {
-                    SlackDownloadError::TooLarge { at_least }
-                }
-                BoundedReadError::Http(e) => {
-                    SlackDownloadError::Slack(SlackApiError::Unavailable(describe_http(&e)))
-                }
-            })
+        Ok(response)
     }
 
     /// `files.getUploadURLExternal`: form-encoded (the method takes no JSON).
     pub async fn get_upload_url_external(
         &self,
-        token: &Secret,
+        token: &BotToken<'_>,
         filename: &str,
         length: u64,
     ) -> Result<UploadTicket, SlackApiError> {
         let request = self
             .http()
             .post(self.url("files.getUploadURLExternal"))
-            .bearer_auth(token.expose())
             .form(&[("filename", filename), ("length", &length.to_string())]);
-        self.send(request).await
+        self.send_as(token, request).await
     }
 
     /// POSTs the file's bytes to the `upload_url` (a pre-signed URL: no
@@ -187,15 +222,14 @@ impl SlackClient {
     /// `channel_id` (in `thread_ts` when set) with `initial_comment`.
     pub async fn complete_upload_external(
         &self,
-        token: &Secret,
+        token: &BotToken<'_>,
         complete: &CompleteUpload,
     ) -> Result<Value, SlackApiError> {
         let request = self
             .http()
             .post(self.url("files.completeUploadExternal"))
-            .bearer_auth(token.expose())
             .json(complete);
-        self.send(request).await
+        self.send_as(token, request).await
     }
 }
 

@@ -22,6 +22,10 @@ pub enum SignatureError {
     Malformed,
     #[error("signature does not match")]
     Mismatch,
+    /// This function was given no signing secret (it serves no Slack
+    /// requests): nothing verifies, rather than an empty key.
+    #[error("no signing secret is configured for this function")]
+    NoSecret,
 }
 
 pub struct SlackVerifier {
@@ -42,13 +46,22 @@ impl SlackVerifier {
         body: &[u8],
         now_epoch_secs: i64,
     ) -> Result<(), SignatureError> {
+        if self.signing_secret.expose().is_empty() {
+            return Err(SignatureError::NoSecret);
+        }
         let signature = signature.ok_or(SignatureError::MissingSignature)?;
         let timestamp = timestamp.ok_or(SignatureError::MissingTimestamp)?;
         let ts: i64 = timestamp
             .trim()
             .parse()
             .map_err(|_| SignatureError::BadTimestamp)?;
-        if (now_epoch_secs - ts).abs() > MAX_CLOCK_SKEW_SECS {
+        // Checked: a hostile timestamp near the ends of `i64` must not wrap
+        // into the window (or panic a debug build).
+        let within_window = now_epoch_secs
+            .checked_sub(ts)
+            .and_then(i64::checked_abs)
+            .is_some_and(|skew| skew <= MAX_CLOCK_SKEW_SECS);
+        if !within_window {
             return Err(SignatureError::Stale);
         }
         let hex_part = signature
@@ -131,6 +144,39 @@ mod tests {
         assert_eq!(
             v.verify(Some(TIMESTAMP), Some(SIGNATURE), BODY.as_bytes(), ts + 300),
             Ok(())
+        );
+    }
+
+    /// Hostile timestamps near the ends of `i64` are refused as stale, not
+    /// a subtraction that overflows (a panic in a debug build, a wrap that
+    /// could pass the window in a release one).
+    #[test]
+    fn extreme_timestamps_are_refused_without_overflow() {
+        let v = verifier();
+        for now in [1_531_420_618, 0, -1] {
+            for ts in [i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1] {
+                let ts = ts.to_string();
+                assert_eq!(
+                    v.verify(Some(&ts), Some(SIGNATURE), BODY.as_bytes(), now),
+                    Err(SignatureError::Stale),
+                    "timestamp {ts} at {now}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_signing_secret_verifies_nothing() {
+        let unconfigured = SlackVerifier::new(Secret::new(""));
+        let signature = unconfigured.sign(TIMESTAMP, BODY.as_bytes());
+        assert_eq!(
+            unconfigured.verify(
+                Some(TIMESTAMP),
+                Some(&signature),
+                BODY.as_bytes(),
+                1_531_420_618
+            ),
+            Err(SignatureError::NoSecret)
         );
     }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 
+use super::bot_token::BotToken;
 use crate::dynamo::DynamoError;
 use crate::secret::Secret;
 
@@ -29,19 +30,31 @@ pub enum SlackApiError {
 }
 
 impl SlackApiError {
-    /// The token no longer works: the workspace must reinstall.
+    /// The token no longer works: the workspace must reinstall. Only ever
+    /// concluded for the stored token (see [`super::bot_token`]).
     pub fn is_auth_failure(&self) -> bool {
         matches!(self, SlackApiError::Api(code) if matches!(code.as_str(),
-            "invalid_auth" | "token_revoked" | "account_inactive" | "not_authed" | "token_expired"))
+            "invalid_auth" | "token_revoked" | "account_inactive" | "not_authed"))
     }
 
-    /// Worth trying again later (the message is not to be dropped).
+    /// Slack did not take the token itself: before anything is concluded,
+    /// the stored token is looked at (docs/design.md §2 "OAuth v2 install").
+    /// An expired one too: another instance may have rotated it.
+    pub fn is_token_refused(&self) -> bool {
+        self.is_auth_failure()
+            || matches!(self, SlackApiError::Api(code) if code == "token_expired")
+    }
+
+    /// Worth trying again later (the message is not to be dropped). An
+    /// expired token is: rotation replaces it (a refresh Slack refuses
+    /// flags the workspace there, not here).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
             SlackApiError::RateLimited { .. } | SlackApiError::Unavailable(_)
         ) || matches!(self, SlackApiError::Api(code) if matches!(code.as_str(),
-            "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout"))
+            "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout"
+            | "token_expired"))
     }
 }
 
@@ -200,6 +213,27 @@ pub struct PostedMessage {
     pub channel: Option<String>,
 }
 
+/// Where one of the bridge's posts is: enough to `chat.delete` it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SlackMessageRef {
+    pub channel: String,
+    pub ts: String,
+}
+
+impl SlackMessageRef {
+    /// The post `chat.postMessage` answered for `post` (Slack names the
+    /// channel it used; a DM may be answered with its `D…` id).
+    pub fn of(post: &PostMessage, posted: &PostedMessage) -> Option<Self> {
+        Some(Self {
+            channel: posted
+                .channel
+                .clone()
+                .unwrap_or_else(|| post.channel.clone()),
+            ts: posted.ts.clone()?,
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct SlackClient {
     http: reqwest::Client,
@@ -218,7 +252,11 @@ impl SlackClient {
         &self.base_url
     }
 
-    pub async fn users_info(&self, token: &Secret, user: &str) -> Result<SlackUser, SlackApiError> {
+    pub async fn users_info(
+        &self,
+        token: &BotToken<'_>,
+        user: &str,
+    ) -> Result<SlackUser, SlackApiError> {
         #[derive(Deserialize)]
         struct Out {
             user: SlackUser,
@@ -226,12 +264,15 @@ impl SlackClient {
         let request = self
             .http
             .get(self.url("users.info"))
-            .bearer_auth(token.expose())
             .query(&[("user", user)]);
-        Ok(self.send::<Out>(request).await?.user)
+        Ok(self.send_as::<Out>(token, request).await?.user)
     }
 
-    pub async fn team_info(&self, token: &Secret, team: &str) -> Result<SlackTeam, SlackApiError> {
+    pub async fn team_info(
+        &self,
+        token: &BotToken<'_>,
+        team: &str,
+    ) -> Result<SlackTeam, SlackApiError> {
         #[derive(Deserialize)]
         struct Out {
             team: SlackTeam,
@@ -239,71 +280,64 @@ impl SlackClient {
         let request = self
             .http
             .get(self.url("team.info"))
-            .bearer_auth(token.expose())
             .query(&[("team", team)]);
-        Ok(self.send::<Out>(request).await?.team)
+        Ok(self.send_as::<Out>(token, request).await?.team)
     }
 
-    pub async fn auth_test(&self, token: &Secret) -> Result<AuthTest, SlackApiError> {
-        let request = self
-            .http
-            .post(self.url("auth.test"))
-            .bearer_auth(token.expose());
-        self.send(request).await
+    pub async fn auth_test(&self, token: &BotToken<'_>) -> Result<AuthTest, SlackApiError> {
+        let request = self.http.post(self.url("auth.test"));
+        self.send_as(token, request).await
     }
 
     pub async fn post_message(
         &self,
-        token: &Secret,
+        token: &BotToken<'_>,
         message: &PostMessage,
     ) -> Result<PostedMessage, SlackApiError> {
-        let request = self
-            .http
-            .post(self.url("chat.postMessage"))
-            .bearer_auth(token.expose())
-            .json(message);
-        self.send(request).await
+        let request = self.http.post(self.url("chat.postMessage")).json(message);
+        self.send_as(token, request).await
     }
 
     pub async fn chat_update(
         &self,
-        token: &Secret,
+        token: &BotToken<'_>,
         update: &MessageUpdate,
     ) -> Result<Value, SlackApiError> {
-        let request = self
-            .http
-            .post(self.url("chat.update"))
-            .bearer_auth(token.expose())
-            .json(update);
-        self.send(request).await
+        let request = self.http.post(self.url("chat.update")).json(update);
+        self.send_as(token, request).await
+    }
+
+    /// `chat.delete` of one of the bot's own messages.
+    pub async fn chat_delete(
+        &self,
+        token: &BotToken<'_>,
+        message: &SlackMessageRef,
+    ) -> Result<Value, SlackApiError> {
+        let request = self.http.post(self.url("chat.delete")).json(message);
+        self.send_as(token, request).await
     }
 
     pub async fn post_ephemeral(
         &self,
-        token: &Secret,
+        token: &BotToken<'_>,
         message: &EphemeralMessage,
     ) -> Result<Value, SlackApiError> {
-        let request = self
-            .http
-            .post(self.url("chat.postEphemeral"))
-            .bearer_auth(token.expose())
-            .json(message);
-        self.send(request).await
+        let request = self.http.post(self.url("chat.postEphemeral")).json(message);
+        self.send_as(token, request).await
     }
 
     /// `views.open` with a `trigger_id` (valid for 3 s after the click).
     pub async fn views_open(
         &self,
-        token: &Secret,
+        token: &BotToken<'_>,
         trigger_id: &str,
         view: &Value,
     ) -> Result<Value, SlackApiError> {
         let request = self
             .http
             .post(self.url("views.open"))
-            .bearer_auth(token.expose())
             .json(&serde_json::json!({ "trigger_id": trigger_id, "view": view }));
-        self.send(request).await
+        self.send_as(token, request).await
     }
 
     /// `oauth.v2.access`, client credentials by HTTP Basic auth (docs/design.md §2).
@@ -331,7 +365,30 @@ impl SlackClient {
         format!("{}/{method}", self.base_url)
     }
 
-    pub(crate) async fn send<T: DeserializeOwned>(
+    /// Sends a Web API request with the bot token as `Authorization:
+    /// Bearer` — once more with the stored token when Slack refuses a stale
+    /// one ([`BotToken::call`]). Bodies are JSON or forms, so the request
+    /// can always be built twice.
+    pub(crate) async fn send_as<T: DeserializeOwned>(
+        &self,
+        token: &BotToken<'_>,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, SlackApiError> {
+        token
+            .call(SlackApiError::is_token_refused, |secret| {
+                let request = request.try_clone();
+                async move {
+                    let request = request.ok_or_else(|| {
+                        SlackApiError::Malformed("request body cannot be sent twice".into())
+                    })?;
+                    self.send(request.bearer_auth(secret.expose())).await
+                }
+            })
+            .await
+    }
+
+    /// One request as built (bearer calls come through [`Self::send_as`]).
+    async fn send<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, SlackApiError> {
@@ -373,4 +430,36 @@ impl SlackClient {
 pub fn retry_after_fits(retry_after: Option<u64>, budget: Duration) -> Option<Duration> {
     let wait = Duration::from_secs(retry_after.unwrap_or(1));
     (wait <= budget).then_some(wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_token_is_looked_up_and_only_a_dead_one_means_reinstall() {
+        let api = |code: &str| SlackApiError::Api(code.into());
+        for code in [
+            "invalid_auth",
+            "token_revoked",
+            "account_inactive",
+            "not_authed",
+        ] {
+            assert!(api(code).is_token_refused(), "{code}");
+            assert!(api(code).is_auth_failure(), "{code}");
+            assert!(!api(code).is_transient(), "{code}");
+        }
+        // Rotation replaces an expired token: retried, never a reinstall.
+        let expired = api("token_expired");
+        assert!(expired.is_token_refused());
+        assert!(!expired.is_auth_failure());
+        assert!(expired.is_transient());
+        for other in [
+            api("channel_not_found"),
+            api("ratelimited"),
+            SlackApiError::Unavailable("HTTP 503".into()),
+        ] {
+            assert!(!other.is_token_refused(), "{other}");
+        }
+    }
 }

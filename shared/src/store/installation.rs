@@ -4,6 +4,7 @@ use super::Store;
 use crate::dynamo::item::{bool_attr, num_attr, str_attr};
 use crate::dynamo::{condition_held, DynamoError, Item, ItemExt};
 use crate::secret::Secret;
+use aws_sdk_dynamodb::types::ReturnValue;
 
 /// How an installation is found: by team, or by enterprise for org-wide
 /// (Enterprise Grid) installs.
@@ -54,6 +55,17 @@ pub struct Installation {
     pub token_expires_at: Option<i64>,
     /// Set when Slack answered `invalid_auth`/`token_revoked`/`account_inactive`.
     pub needs_reinstall: bool,
+}
+
+/// Whether this instance may exchange the refresh token now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationLease {
+    Taken,
+    /// Taken from an instance whose lease ran out (it crashed or hung).
+    TakenOver,
+    /// Another instance holds it, or the pair has been rotated meanwhile:
+    /// read the installation again.
+    Held,
 }
 
 impl Installation {
@@ -150,6 +162,71 @@ impl Store {
             .send()
             .await;
         condition_held(result.map_err(DynamoError::from))
+    }
+
+    /// Takes the right to exchange `refresh_token` until `until` (docs/design.md
+    /// §2 "OAuth v2 install": exactly one instance exchanges it) — unless
+    /// another instance holds that right, or the pair was rotated meanwhile.
+    /// A lease that ran out by `now` (its holder crashed) is taken over.
+    pub async fn take_rotation_lease(
+        &self,
+        key: &WorkspaceKey,
+        refresh_token: &Secret,
+        now: i64,
+        until: i64,
+    ) -> Result<RotationLease, DynamoError> {
+        let result = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key.pk(), "INSTALLATION")))
+            .update_expression("SET rotation_lease_until = :until")
+            .condition_expression(
+                "refresh_token = :used AND (attribute_not_exists(rotation_lease_until) OR rotation_lease_until < :now)",
+            )
+            .expression_attribute_values(":until", num_attr(until))
+            .expression_attribute_values(":now", num_attr(now))
+            .expression_attribute_values(":used", str_attr(refresh_token.expose()))
+            .return_values(ReturnValue::UpdatedOld)
+            .send()
+            .await
+            .map_err(DynamoError::from);
+        // A rotated pair is written whole (`replace_rotated_token`), which
+        // ends the lease: an old lease still there is one that ran out.
+        Ok(match result {
+            Ok(out)
+                if out
+                    .attributes()
+                    .is_some_and(|old| old.contains_key("rotation_lease_until")) =>
+            {
+                RotationLease::TakenOver
+            }
+            Ok(_) => RotationLease::Taken,
+            Err(DynamoError::ConditionalCheckFailed(_)) => RotationLease::Held,
+            Err(error) => return Err(error),
+        })
+    }
+
+    /// Gives the lease back after an exchange that did not happen (Slack
+    /// unreachable), so the next call tries again at once.
+    pub async fn release_rotation_lease(
+        &self,
+        key: &WorkspaceKey,
+        refresh_token: &Secret,
+    ) -> Result<(), DynamoError> {
+        let result = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key.pk(), "INSTALLATION")))
+            .update_expression("REMOVE rotation_lease_until")
+            .condition_expression("refresh_token = :used")
+            .expression_attribute_values(":used", str_attr(refresh_token.expose()))
+            .send()
+            .await
+            .map_err(DynamoError::from);
+        // Rotated meanwhile: nothing to give back.
+        condition_held(result).map(|_| ())
     }
 
     /// Flags the installation for reinstall because Slack refused

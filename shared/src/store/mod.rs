@@ -9,6 +9,9 @@
 //! | visitor registered in Easemob | `WORKSPACE#…` | `VISITOR#<visitor id>` |
 //! | conversation (thread to reply in, outbox counters) | `WORKSPACE#…` | `CONVERSATION#<visitor id>` |
 //! | interactive message (menu, rating, transfer hint) posted | `WORKSPACE#…` | `PROMPT#<channel>#<ts>` |
+//! | Slack posts of a Kefu message (for recalls, 7 days) | `WORKSPACE#…` | `KEFU_MSG#<msg_id>` (Kefu's own id: `same_as` → msg_id) |
+//! | Kefu skill group of the workspace / of a channel | `WORKSPACE#…` | `ROUTE#*` / `ROUTE#<channel>` |
+//! | workspace settings (notice language) | `WORKSPACE#…` | `SETTINGS` |
 //! | Slack event claim | `SLACK_EVENT#<event_id>` | `CLAIM` |
 //! | Easemob message claim | `EASEMOB_MSG#<msg_id>` | `CLAIM` |
 //! | answer to an interactive message | `INTERACTION#<workspace>#<channel>#<ts>` | `CLAIM` |
@@ -24,10 +27,12 @@ mod claims;
 mod installation;
 mod oauth_state;
 mod outbox;
+mod slack_posts;
 mod workspace;
+mod workspace_settings;
 
-pub use claims::{Claim, ClaimKey};
-pub use installation::{Installation, WorkspaceKey};
+pub use claims::{Claim, ClaimKey, CLAIM_TTL_SECS};
+pub use installation::{Installation, RotationLease, WorkspaceKey};
 pub use oauth_state::{ConsumedState, OAuthState, OAUTH_STATE_TTL_SECS};
 pub use outbox::{
     Conversation, DeadLetter, Direction, Lane, NewOutboxItem, OutboxItem, WaitingConversation,
@@ -40,6 +45,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     TimeToLiveSpecification,
 };
+pub use slack_posts::{SlackPosts, SLACK_POSTS_TTL_SECS};
+pub use workspace_settings::{NoticeLanguage, Route};
 
 use crate::dynamo::item::str_attr;
 use crate::dynamo::{DynamoClient, DynamoError, Item};

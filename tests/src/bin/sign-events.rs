@@ -1,7 +1,8 @@
 //! Re-signs the sample events in `events/` (or the files given) for a secret
-//! and the current time. Slack's 5-minute replay window makes a stored
-//! signature go stale, so run this right before `cargo lambda invoke` or
-//! `sam local invoke`. Slack requests are signed over the raw body as
+//! and the current time. Slack's 5-minute replay window and the 24-hour one
+//! for Easemob callbacks make a stored signature go stale, so run this right
+//! before `cargo lambda invoke` or `sam local invoke`. Easemob callbacks get
+//! their genuine `callId` (`<App Key>_<msg_id>`) with the fresh timestamp. Slack requests are signed over the raw body as
 //! received (decoded when `isBase64Encoded`): Events API JSON and
 //! interactivity form bodies alike.
 //!

@@ -16,10 +16,11 @@ mod pages;
 pub use pages::{escape_html, APP_NAME};
 
 use crate::bridge::Bridge;
-use crate::clock::{now_epoch_secs, random_bytes};
+use crate::clock::{now_epoch_secs, random_bytes, RandomnessUnavailable};
 use crate::config::Config;
 use crate::dynamo::DynamoError;
 use crate::http_types::{HttpRequest, HttpResponse};
+use crate::slack::bot_token::BotToken;
 use crate::slack::web::{OAuthV2Access, SlackApiError};
 use crate::store::{ConsumedState, Installation, WorkspaceKey, OAUTH_STATE_TTL_SECS};
 
@@ -100,7 +101,7 @@ struct Done {
 /// page with the authorize link.
 async fn install(bridge: &Bridge, request: &HttpRequest) -> Result<Done, InstallError> {
     let redirect_uri = redirect_uri(&bridge.config, request).ok_or(InstallError::NoRedirectUri)?;
-    let state = new_state();
+    let state = new_state().map_err(|_| InstallError::RandomnessUnavailable)?;
     bridge
         .store
         .put_oauth_state(
@@ -178,10 +179,20 @@ async fn callback(bridge: &Bridge, request: &HttpRequest) -> Result<Done, Instal
         .await
         .map_err(InstallError::Exchange)?;
     let mut installation = installation_from(access, now_epoch_secs())?;
+    // Only now is the workspace known. A refused one stores nothing.
+    let ids = [
+        installation.team_id.as_deref(),
+        installation.enterprise_id.as_deref(),
+    ];
+    if !bridge.config.allowed_workspaces.allows(ids) {
+        return Err(InstallError::WorkspaceNotAllowed(
+            installation.key.id().to_string(),
+        ));
+    }
     // oauth.v2.access does not say which bot it is; auth.test does.
     let who = bridge
         .slack
-        .auth_test(&installation.bot_token)
+        .auth_test(&BotToken::fixed(installation.bot_token.clone()))
         .await
         .map_err(InstallError::BotNotConfirmed)?;
     installation.bot_id =
@@ -270,7 +281,8 @@ fn installation_from(access: OAuthV2Access, now: i64) -> Result<Installation, In
         installed_by: access.authed_user.map(|u| u.id),
         installed_at: now,
         refresh_token: access.refresh_token.filter(|_| access.expires_in.is_some()),
-        token_expires_at: access.expires_in.map(|secs| now + secs),
+        // Saturating: an absurd `expires_in` must not wrap into the past.
+        token_expires_at: access.expires_in.map(|secs| now.saturating_add(secs)),
         needs_reinstall: false,
     })
 }
@@ -301,9 +313,10 @@ pub fn authorize_url(client_id: &str, redirect_uri: &str, state: &str) -> String
     .unwrap_or_else(|_| AUTHORIZE_URL.to_string())
 }
 
-/// 256 random bits, hex: URL- and cookie-safe as is.
-fn new_state() -> String {
-    hex::encode(random_bytes::<32>())
+/// 256 random bits, hex: URL- and cookie-safe as is. No state without
+/// randomness: a guessable one would let another site finish an install.
+fn new_state() -> Result<String, RandomnessUnavailable> {
+    random_bytes::<32>().map(hex::encode)
 }
 
 /// States this bridge could have issued look like this; anything else is
@@ -354,6 +367,10 @@ pub enum InstallError {
     /// Neither `SLACK_REDIRECT_URI` nor an API Gateway domain to derive it from.
     NoRedirectUri,
     Store(DynamoError),
+    /// The OS random source failed, so no unguessable `state` can be issued.
+    RandomnessUnavailable,
+    /// `ALLOWED_TEAM_IDS` does not list this workspace (its id).
+    WorkspaceNotAllowed(String),
     MissingState,
     MissingCode,
     CookieMissing,
@@ -378,8 +395,9 @@ impl InstallError {
             InstallError::NotFound => 404,
             InstallError::MethodNotAllowed => 405,
             InstallError::NoRedirectUri => 500,
-            InstallError::Store(_) => 503,
+            InstallError::Store(_) | InstallError::RandomnessUnavailable => 503,
             InstallError::CookieMissing | InstallError::CookieMismatch => 401,
+            InstallError::WorkspaceNotAllowed(_) => 403,
             InstallError::Exchange(SlackApiError::Api(_)) => 400,
             InstallError::Exchange(_)
             | InstallError::BotNotConfirmed(_)
@@ -399,6 +417,8 @@ impl InstallError {
             InstallError::MethodNotAllowed => "method_not_allowed",
             InstallError::NoRedirectUri => "redirect_uri_not_configured",
             InstallError::Store(_) => "store_unavailable",
+            InstallError::RandomnessUnavailable => "randomness_unavailable",
+            InstallError::WorkspaceNotAllowed(_) => "workspace_not_allowed",
             InstallError::MissingState => "state_missing",
             InstallError::MissingCode => "code_missing",
             InstallError::CookieMissing => "state_cookie_missing",
@@ -419,6 +439,7 @@ impl InstallError {
         match self {
             InstallError::Store(e) => Some(e.to_string()),
             InstallError::SlackDeclined(code) => Some(code.clone()),
+            InstallError::WorkspaceNotAllowed(workspace) => Some(workspace.clone()),
             InstallError::Exchange(e) | InstallError::BotNotConfirmed(e) => Some(e.to_string()),
             InstallError::IncompleteAnswer(what) => Some(what.to_string()),
             _ => None,
@@ -469,6 +490,21 @@ impl InstallError {
                  in a moment.",
                 None,
                 again,
+            ),
+            InstallError::RandomnessUnavailable => (
+                "Temporarily unavailable",
+                "We could not create a secure install link just now. Nothing was changed; please \
+                 try again in a moment.",
+                None,
+                again,
+            ),
+            InstallError::WorkspaceNotAllowed(_) => (
+                "This workspace cannot install the app",
+                "This app serves only the Slack workspaces its operator has listed, and this one \
+                 is not among them, so nothing was installed. If your workspace should have \
+                 access, ask whoever runs the app to add it.",
+                None,
+                None,
             ),
             InstallError::MissingState => (
                 "This link is incomplete",
@@ -594,7 +630,7 @@ mod tests {
 
     #[test]
     fn states_are_fresh_long_and_url_safe() {
-        let (a, b) = (new_state(), new_state());
+        let (a, b) = (new_state().unwrap(), new_state().unwrap());
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         assert!(plausible_state(&a));
@@ -610,6 +646,21 @@ mod tests {
         );
         assert_eq!(install_href("/slack/oauth/callback/"), "/slack/install");
         assert_eq!(install_href("/elsewhere"), "/slack/install");
+    }
+
+    #[test]
+    fn without_randomness_the_install_page_is_a_503_and_no_cookie() {
+        let error = InstallError::RandomnessUnavailable;
+        assert_eq!(error.status(), 503);
+        assert_eq!(error.outcome(), "randomness_unavailable");
+        let response = error.response("/slack/install");
+        assert_eq!(response.status, 503);
+        assert!(response.body.contains("Temporarily unavailable"));
+        assert!(!response.body.contains("oauth/v2/authorize"));
+        assert!(response
+            .cookies
+            .iter()
+            .all(|c| !c.starts_with(&format!("{STATE_COOKIE}=")) || c.ends_with("Max-Age=0")));
     }
 
     #[test]
