@@ -888,6 +888,42 @@ mod tests {
     }
 
     #[test]
+    fn failures_name_what_failed() {
+        let kind = |f: Failure| f.kind();
+        assert_eq!(
+            kind(kefu_failure(&EasemobError::RateLimited {
+                retry_after: None
+            })),
+            FailureKind::KefuRateLimited
+        );
+        assert_eq!(
+            kind(kefu_failure(&EasemobError::Rejected {
+                status: 400,
+                error: "illegal_argument".into()
+            })),
+            FailureKind::KefuRejected
+        );
+        assert_eq!(
+            kind(slack_failure(&SlackApiError::Unavailable(
+                "HTTP 500".into()
+            ))),
+            FailureKind::SlackUnavailable
+        );
+        assert_eq!(
+            kind(slack_failure(&SlackApiError::Api("invalid_auth".into()))),
+            FailureKind::TokenRefused
+        );
+        assert_eq!(
+            kind(slack_failure(&SlackApiError::Api("is_archived".into()))),
+            FailureKind::SlackChannelGone
+        );
+        assert_eq!(
+            kind(slack_failure(&SlackApiError::Api("no_text".into()))),
+            FailureKind::SlackRejected
+        );
+    }
+
+    #[test]
     fn chunks_keep_order_and_size() {
         let parts: Vec<String> = ["aaaa", "bb", "cccc", "d"]
             .iter()
