@@ -11,6 +11,7 @@ use crate::clock::now_epoch_secs;
 use crate::config::{Config, ConfigError, Duties};
 use crate::dynamo::{self, DynamoClient, DynamoError};
 use crate::easemob::{EasemobClient, TokenProvider};
+use crate::metrics::Metrics;
 use crate::secret::Secret;
 use crate::slack::bot_token::{BotToken, StoredLookup, StoredToken};
 use crate::slack::signature::SlackVerifier;
@@ -49,6 +50,9 @@ pub struct Bridge {
     pub easemob: EasemobClient,
     pub easemob_token: TokenProvider,
     pub verifier: SlackVerifier,
+    /// Where outcomes are counted (docs/design.md §1 "Metrics"): stdout,
+    /// which CloudWatch Logs reads; the test kit swaps in a buffer.
+    pub metrics: Metrics,
     pub(crate) installations: TtlCache<WorkspaceKey, Installation>,
     pub(crate) memo: Memo,
     /// Single-flight for token rotation inside this instance. One lock for
@@ -97,6 +101,7 @@ impl Bridge {
         );
         let easemob_token = TokenProvider::new(&config.easemob_org, &config.easemob_app);
         let verifier = SlackVerifier::new(config.slack_signing_secret.clone());
+        let metrics = Metrics::stdout(&config.metrics_namespace);
         Self {
             config,
             store,
@@ -104,6 +109,7 @@ impl Bridge {
             easemob,
             easemob_token,
             verifier,
+            metrics,
             installations: TtlCache::default(),
             memo: Memo::default(),
             rotation: tokio::sync::Mutex::new(()),

@@ -64,6 +64,9 @@ pub struct Config {
     pub easemob_callback_secret: Secret,
     /// Optional `ALLOWED_TEAM_IDS`: the only workspaces served.
     pub allowed_workspaces: AllowedWorkspaces,
+    /// Optional `METRICS_NAMESPACE`: where the metrics go (docs/design.md §1
+    /// "Metrics"); `KefuBridge` when unset.
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -155,6 +158,9 @@ impl Config {
             easemob_im_service_number,
             easemob_callback_secret,
             allowed_workspaces,
+            metrics_namespace: optional("METRICS_NAMESPACE")
+                .map(|namespace| namespace.trim().to_string())
+                .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_string()),
         })
     }
 }
@@ -221,6 +227,15 @@ mod tests {
         assert_eq!(config.slack_api_base_url, DEFAULT_SLACK_API_BASE_URL);
         assert_eq!(config.easemob_api_base_url, DEFAULT_EASEMOB_API_BASE_URL);
         assert_eq!(config.slack_redirect_uri, None);
+        assert_eq!(config.metrics_namespace, "KefuBridge");
+    }
+
+    #[test]
+    fn the_metrics_namespace_comes_from_the_environment() {
+        let mut env = full();
+        env.insert("METRICS_NAMESPACE", " Acme/Bridge ");
+        let config = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.metrics_namespace, "Acme/Bridge");
     }
 
     #[test]

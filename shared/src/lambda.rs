@@ -56,6 +56,16 @@ impl Function {
         }
     }
 
+    /// The function's name, as deployed and as the metrics' `Function`
+    /// dimension (docs/design.md §1 "Metrics").
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::SlackEvents => "slack-events",
+            Function::SlackOAuth => "slack-oauth",
+            Function::EasemobCallback => "easemob-callback",
+        }
+    }
+
     /// The function serving `path` (a stage prefix like `/prod` is allowed).
     pub fn for_path(path: &str) -> Option<Self> {
         let path = path.trim_end_matches('/');

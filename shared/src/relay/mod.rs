@@ -6,6 +6,7 @@ pub mod files;
 pub mod interactivity;
 pub mod oauth;
 pub mod outbox;
+pub mod outcome;
 pub mod prompts;
 pub mod recalls;
 pub mod reply_parts;

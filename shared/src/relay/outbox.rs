@@ -27,6 +27,10 @@ use crate::bridge::Bridge;
 use crate::clock::{now_epoch_millis, now_epoch_secs, spread_bytes};
 use crate::dynamo::DynamoError;
 use crate::easemob::EasemobError;
+use crate::lambda::Function;
+use crate::relay::outcome::{
+    self, DeadLetterCause, FailureKind, LogIds, Outcome, Place, QueueCause,
+};
 use crate::relay::to_slack::OutgoingPost;
 use crate::relay::{to_kefu, to_slack};
 use crate::slack::web::SlackApiError;
@@ -58,63 +62,95 @@ pub const FIRST_RETRY_MAX_SECS: i64 = 10;
 /// …then the wait doubles, up to this.
 pub const MAX_BACKOFF_SECS: i64 = 15 * 60;
 
-/// Why a delivery stopped, as far as retrying is concerned.
+/// Why a delivery stopped, as far as retrying is concerned, and what
+/// failed (the `Reason` of the `DeliveryFailed` metric, relay/outcome.rs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// May work later: 5xx, timeout, refused connection, rate limit, a
     /// token Easemob still rejects after the one refresh.
     Transient {
+        kind: FailureKind,
         detail: String,
         /// The service asked for at least this long (`Retry-After`).
         retry_after: Option<u64>,
     },
     /// The same request will fail the same way: dead letter.
-    Permanent { reason: String },
+    Permanent { kind: FailureKind, reason: String },
+}
+
+impl Failure {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Failure::Transient { kind, .. } | Failure::Permanent { kind, .. } => *kind,
+        }
+    }
+
+    /// What becomes of the message now: queued for a retry, or dead.
+    pub fn handed_over(&self) -> Outcome {
+        match self {
+            Failure::Transient { kind, .. } => Outcome::Queued(QueueCause::Failed(*kind)),
+            Failure::Permanent { kind, .. } => {
+                Outcome::DeadLettered(DeadLetterCause::Failed(*kind))
+            }
+        }
+    }
 }
 
 /// Easemob's answer → retry or dead letter. Besides 401 and 429, a 403 is
 /// retried: Easemob answers it when the per-minute message quota (6,000)
 /// is spent. Any other 4xx (400 on a bad visitor, 404, 413) is permanent.
 pub fn kefu_failure(error: &EasemobError) -> Failure {
+    let transient = |kind, retry_after| Failure::Transient {
+        kind,
+        detail: error.to_string(),
+        retry_after,
+    };
     match error {
-        EasemobError::RateLimited { retry_after } => Failure::Transient {
-            detail: error.to_string(),
-            retry_after: *retry_after,
-        },
-        EasemobError::Unauthorized | EasemobError::Unavailable(_) => Failure::Transient {
-            detail: error.to_string(),
-            retry_after: None,
-        },
-        EasemobError::Rejected { status: 403, .. } => Failure::Transient {
-            detail: error.to_string(),
-            retry_after: None,
-        },
+        EasemobError::RateLimited { retry_after } => {
+            transient(FailureKind::KefuRateLimited, *retry_after)
+        }
+        EasemobError::Unauthorized => transient(FailureKind::TokenRefused, None),
+        EasemobError::Unavailable(_) => transient(FailureKind::KefuUnavailable, None),
+        EasemobError::Rejected { status: 403, .. } => transient(FailureKind::KefuRateLimited, None),
         EasemobError::Rejected { .. } => Failure::Permanent {
+            kind: FailureKind::KefuRejected,
             reason: error.to_string(),
         },
     }
 }
 
+/// Slack errors that mean the bot cannot post in that channel (any more).
+const CHANNEL_GONE: &[&str] = &[
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "channel_is_archived",
+];
+
 /// Slack's answer → retry or dead letter. A dead token, a channel the bot
 /// cannot post in and any other `ok: false` error are permanent; 429, 5xx,
 /// timeouts and answers that are not Slack's JSON are retried.
 pub fn slack_failure(error: &SlackApiError) -> Failure {
+    let transient = |kind, retry_after| Failure::Transient {
+        kind,
+        detail: error.to_string(),
+        retry_after,
+    };
+    let permanent = |kind| Failure::Permanent {
+        kind,
+        reason: error.to_string(),
+    };
     match error {
-        SlackApiError::RateLimited { retry_after } => Failure::Transient {
-            detail: error.to_string(),
-            retry_after: *retry_after,
-        },
-        SlackApiError::Malformed(_) => Failure::Transient {
-            detail: error.to_string(),
-            retry_after: None,
-        },
-        error if error.is_transient() => Failure::Transient {
-            detail: error.to_string(),
-            retry_after: None,
-        },
-        error => Failure::Permanent {
-            reason: error.to_string(),
-        },
+        SlackApiError::RateLimited { retry_after } => {
+            transient(FailureKind::SlackRateLimited, *retry_after)
+        }
+        SlackApiError::Malformed(_) => transient(FailureKind::SlackUnavailable, None),
+        error if error.is_transient() => transient(FailureKind::SlackUnavailable, None),
+        error if error.is_auth_failure() => permanent(FailureKind::TokenRefused),
+        SlackApiError::Api(code) if CHANNEL_GONE.contains(&code.as_str()) => {
+            permanent(FailureKind::SlackChannelGone)
+        }
+        _ => permanent(FailureKind::SlackRejected),
     }
 }
 
@@ -156,20 +192,21 @@ pub(crate) async fn accept(
         Some(Failure::Transient {
             detail,
             retry_after,
+            ..
         }) => {
             new.attempts = 1;
             new.next_attempt_at = retry_at(now, 1, *retry_after);
             new.last_error = Some(detail.clone());
             queue(bridge, new).await
         }
-        Some(Failure::Permanent { reason }) => {
+        Some(Failure::Permanent { reason, .. }) => {
             new.last_error = Some(reason.clone());
             dead_letter(bridge, new, reason).await
         }
     };
     let detail = failure.map(|f| match f {
         Failure::Transient { detail, .. } => detail,
-        Failure::Permanent { reason } => reason,
+        Failure::Permanent { reason, .. } => reason,
     });
     match stored {
         Ok(()) => {
@@ -274,9 +311,22 @@ pub struct DrainSummary {
     pub leased_elsewhere: usize,
     /// The drain ran out of time (or the table failed) with work left.
     pub stopped_early: bool,
+    /// Messages this drain saw waiting (the `OutboxDepth` metric).
+    pub waiting_seen: usize,
+    /// When the oldest message it saw was queued (epoch s).
+    pub oldest_seen_at: Option<i64>,
 }
 
 impl DrainSummary {
+    /// Counts what waits in a conversation the drain looked at.
+    fn saw(&mut self, conversation: &WaitingConversation) {
+        self.waiting_seen += conversation.items;
+        let oldest = self
+            .oldest_seen_at
+            .unwrap_or(conversation.oldest_created_at);
+        self.oldest_seen_at = Some(oldest.min(conversation.oldest_created_at));
+    }
+
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
@@ -355,6 +405,7 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
             }
         };
         for conversation in &page.conversations {
+            summary.saw(conversation);
             let seen_before = wrapped
                 && resume
                     .as_deref()
@@ -397,7 +448,17 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
         not_due = summary.not_due,
         leased_elsewhere = summary.leased_elsewhere,
         stopped_early = summary.stopped_early,
+        waiting_seen = summary.waiting_seen,
         "outbox_drained"
+    );
+    let oldest_age = summary
+        .oldest_seen_at
+        .map_or(0, |created_at| (now_epoch_secs() - created_at).max(0));
+    outcome::record_depth(
+        &bridge.metrics,
+        drain_place(direction),
+        summary.waiting_seen,
+        oldest_age,
     );
     summary
 }
@@ -513,11 +574,25 @@ async fn drain_item(
         summary.not_due += 1;
         return ItemOutcome::ConversationWaits;
     }
+    let tell = |outcome: Outcome, detail: Option<&str>| {
+        let ids = LogIds {
+            visitor: Some(visitor),
+            seq: Some(item.seq),
+            detail,
+            parts: item.parts.len(),
+            ..LogIds::default()
+        };
+        outcome::record(&bridge.metrics, drain_place(direction), outcome, ids);
+    };
     let booked = if now - item.created_at > GIVE_UP_AFTER_SECS {
         let reason = format!(
             "gave up after 48 h ({} attempts; last error: {})",
             item.attempts,
             item.last_error.as_deref().unwrap_or("none")
+        );
+        tell(
+            Outcome::DeadLettered(DeadLetterCause::Expired),
+            Some(&reason),
         );
         summary.dead_lettered += 1;
         bridge
@@ -527,6 +602,7 @@ async fn drain_item(
     } else {
         match deliver(bridge, &item, deadline).await {
             Delivery::Delivered => {
+                tell(Outcome::Delivered { latency: None }, None);
                 summary.delivered += 1;
                 bridge.store.finish_outbox_item(&item).await
             }
@@ -550,21 +626,18 @@ async fn drain_item(
                 parts_done,
                 failure:
                     Failure::Transient {
+                        kind,
                         detail,
                         retry_after,
                     },
             } => {
                 let attempts = item.attempts.saturating_add(1);
                 let next = retry_at(now_epoch_secs(), attempts, retry_after);
-                tracing::warn!(
-                    direction = direction.tag(),
-                    visitor,
-                    seq = item.seq,
-                    attempts,
-                    retry_in = next - now_epoch_secs(),
-                    error = %detail,
-                    "outbox_retry_later"
+                let told = format!(
+                    "attempt {attempts}, retry in {} s: {detail}",
+                    next - now_epoch_secs()
                 );
+                tell(Outcome::RetryScheduled(kind), Some(&told));
                 summary.retried_later += 1;
                 let kept = bridge
                     .store
@@ -579,14 +652,11 @@ async fn drain_item(
             }
             Delivery::Failed {
                 parts_done,
-                failure: Failure::Permanent { reason },
+                failure: Failure::Permanent { kind, reason },
             } => {
-                tracing::warn!(
-                    direction = direction.tag(),
-                    visitor,
-                    seq = item.seq,
-                    reason,
-                    "dead_lettered"
+                tell(
+                    Outcome::DeadLettered(DeadLetterCause::Failed(kind)),
+                    Some(&reason),
                 );
                 summary.dead_lettered += 1;
                 bridge
@@ -603,6 +673,20 @@ async fn drain_item(
         return ItemOutcome::StopDrain;
     }
     ItemOutcome::Settled { seq: item.seq }
+}
+
+/// Where a drain's outcomes are told: each direction is drained by the
+/// function that receives its messages (docs/design.md §1; lambda.rs).
+fn drain_place(direction: Direction) -> Place {
+    let function = match direction {
+        Direction::ToKefu => Function::SlackEvents,
+        Direction::ToSlack => Function::EasemobCallback,
+    };
+    Place {
+        function,
+        direction,
+        event: "outbox_item",
+    }
 }
 
 async fn deliver(bridge: &Bridge, item: &OutboxItem, deadline: Instant) -> Delivery {
@@ -624,6 +708,7 @@ async fn deliver_to_kefu(bridge: &Bridge, item: &OutboxItem, deadline: Instant) 
             return failed(
                 start,
                 Failure::Permanent {
+                    kind: FailureKind::KefuRejected,
                     reason: format!("not a visitor id: {error}"),
                 },
             )
@@ -647,19 +732,20 @@ async fn deliver_to_kefu(bridge: &Bridge, item: &OutboxItem, deadline: Instant) 
 
 async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant) -> Delivery {
     let start = item.parts_done;
-    let permanent = |reason: String| Delivery::Failed {
+    let permanent = |kind: FailureKind, reason: String| Delivery::Failed {
         parts_done: start,
-        failure: Failure::Permanent { reason },
+        failure: Failure::Permanent { kind, reason },
     };
     // The installation is read now, not when the reply was queued: the
     // token may have rotated, the workspace may be gone.
     let installation = match bridge.installation(&item.workspace).await {
         Ok(Some(installation)) => installation,
-        Ok(None) => return permanent("workspace uninstalled".into()),
+        Ok(None) => return permanent(FailureKind::TokenRefused, "workspace uninstalled".into()),
         Err(error) => {
             return Delivery::Failed {
                 parts_done: start,
                 failure: Failure::Transient {
+                    kind: FailureKind::StoreUnavailable,
                     detail: error.to_string(),
                     retry_after: None,
                 },
@@ -667,7 +753,10 @@ async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant)
         }
     };
     if installation.needs_reinstall {
-        return permanent("workspace needs reinstall: its bot token was refused".into());
+        return permanent(
+            FailureKind::TokenRefused,
+            "workspace needs reinstall: its bot token was refused".into(),
+        );
     }
     // A question's record comes with its post: `send_posts` stores it.
     let posts: Vec<OutgoingPost> = match item
@@ -677,7 +766,12 @@ async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant)
         .collect()
     {
         Ok(posts) => posts,
-        Err(error) => return permanent(format!("unreadable chat.postMessage payload: {error}")),
+        Err(error) => {
+            return permanent(
+                FailureKind::SlackRejected,
+                format!("unreadable chat.postMessage payload: {error}"),
+            )
+        }
     };
     let mut carried = Vec::new();
     let sent = to_slack::send_posts(
@@ -791,6 +885,42 @@ mod tests {
         ] {
             assert!(!transient(slack_failure(&SlackApiError::Api(code.into()))));
         }
+    }
+
+    #[test]
+    fn failures_name_what_failed() {
+        let kind = |f: Failure| f.kind();
+        assert_eq!(
+            kind(kefu_failure(&EasemobError::RateLimited {
+                retry_after: None
+            })),
+            FailureKind::KefuRateLimited
+        );
+        assert_eq!(
+            kind(kefu_failure(&EasemobError::Rejected {
+                status: 400,
+                error: "illegal_argument".into()
+            })),
+            FailureKind::KefuRejected
+        );
+        assert_eq!(
+            kind(slack_failure(&SlackApiError::Unavailable(
+                "HTTP 500".into()
+            ))),
+            FailureKind::SlackUnavailable
+        );
+        assert_eq!(
+            kind(slack_failure(&SlackApiError::Api("invalid_auth".into()))),
+            FailureKind::TokenRefused
+        );
+        assert_eq!(
+            kind(slack_failure(&SlackApiError::Api("is_archived".into()))),
+            FailureKind::SlackChannelGone
+        );
+        assert_eq!(
+            kind(slack_failure(&SlackApiError::Api("no_text".into()))),
+            FailureKind::SlackRejected
+        );
     }
 
     #[test]
