@@ -64,6 +64,10 @@ pub struct Config {
     pub easemob_callback_secret: Secret,
     /// Optional `ALLOWED_TEAM_IDS`: the only workspaces served.
     pub allowed_workspaces: AllowedWorkspaces,
+    /// Optional `RETRY_QUEUE_URL`: the SQS queue that wakes this function's
+    /// own outbox drain (docs/design.md §1 "Retry wake-ups (SQS)"); unset,
+    /// the minute schedule alone drains.
+    pub retry_queue_url: Option<String>,
 }
 
 impl Config {
@@ -139,6 +143,10 @@ impl Config {
             name: "ALLOWED_TEAM_IDS",
             reason,
         })?;
+        let retry_queue_url = match optional("RETRY_QUEUE_URL") {
+            Some(_) => Some(base_url("RETRY_QUEUE_URL", "")?),
+            None => None,
+        };
         Ok(Self {
             table_name,
             slack_signing_secret,
@@ -155,6 +163,7 @@ impl Config {
             easemob_im_service_number,
             easemob_callback_secret,
             allowed_workspaces,
+            retry_queue_url,
         })
     }
 }
