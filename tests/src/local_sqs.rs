@@ -159,7 +159,10 @@ pub async fn deliver(
 /// direction.
 pub async fn deliver_by_direction(bridge: &Bridge, queue_url: &str, wait_secs: i32) -> usize {
     let messages = receive(queue_url, wait_secs).await;
-    let to_slack = |m: &Message| m.body().is_some_and(|b| b.contains(r#""direction":"ToSlack""#));
+    let to_slack = |m: &Message| {
+        m.body()
+            .is_some_and(|b| b.contains(r#""direction":"ToSlack""#))
+    };
     let count = messages.len();
     let (slack, kefu): (Vec<Message>, Vec<Message>) = messages.into_iter().partition(to_slack);
     for (function, batch) in [
@@ -224,13 +227,7 @@ async fn hand_over(
         })
         .collect();
     let deadline_ms = (now_epoch_millis() + LAMBDA_TIMEOUT_MS) as u64;
-    let answer = lambda::invoke(
-        bridge,
-        function,
-        json!({ "Records": records }),
-        deadline_ms,
-    )
-    .await;
+    let answer = lambda::invoke(bridge, function, json!({ "Records": records }), deadline_ms).await;
     let failed: Vec<String> = answer["batchItemFailures"]
         .as_array()
         .map(|failures| {
@@ -242,7 +239,10 @@ async fn hand_over(
         .unwrap_or_default();
     let client = client();
     for message in messages {
-        if !failed.iter().any(|id| Some(id.as_str()) == message.message_id()) {
+        if !failed
+            .iter()
+            .any(|id| Some(id.as_str()) == message.message_id())
+        {
             client
                 .delete_message()
                 .queue_url(queue_url)

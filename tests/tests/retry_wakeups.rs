@@ -60,7 +60,9 @@ async fn kefu_down_then_back_a_wake_up_delivers_the_message_once() {
     app.easemob.fail_always("messages", Fault::Status(503));
     let failed_at = Instant::now();
     assert_eq!(
-        app.slack_event(&message("EvW1", "first", "1.1")).await.status,
+        app.slack_event(&message("EvW1", "first", "1.1"))
+            .await
+            .status,
         200
     );
     assert_eq!(app.waiting(Direction::ToKefu).await.len(), 1);
@@ -92,17 +94,22 @@ async fn kefu_down_then_back_a_wake_up_delivers_the_message_once() {
 #[tokio::test]
 async fn slack_down_then_back_a_wake_up_delivers_the_reply() {
     let (app, queue) = app().await;
-    app.slack.fail_always("chat.postMessage", Fault::Status(503));
+    app.slack
+        .fail_always("chat.postMessage", Fault::Status(503));
     let reply = agent_reply(&VISITOR.to_lowercase(), "wake-msg-1", "hello from Kefu");
     assert_eq!(app.easemob_callback(&reply).await.status, 200);
     assert_eq!(app.waiting(Direction::ToSlack).await.len(), 1);
     assert_eq!(local_sqs::counts(&queue).await, (0, 1, 0));
     app.slack.heal();
 
-    let delivery =
-        local_sqs::deliver(&app.bridge, Function::EasemobCallback, &queue, LONG_POLL_SECS)
-            .await
-            .expect("the wake-up comes back once due");
+    let delivery = local_sqs::deliver(
+        &app.bridge,
+        Function::EasemobCallback,
+        &queue,
+        LONG_POLL_SECS,
+    )
+    .await
+    .expect("the wake-up comes back once due");
     no_failures(&delivery);
     assert_eq!(delivery.bodies, vec![wake_up_body(Direction::ToSlack)]);
     assert_eq!(app.slack.posts().len(), 1);
@@ -121,7 +128,9 @@ async fn a_wake_up_with_nothing_due_sends_nothing() {
     // Something waits, but its retry is not due yet (an early duplicate).
     app.easemob.fail_always("messages", Fault::Status(503));
     assert_eq!(
-        app.slack_event(&message("EvW2", "later", "2.1")).await.status,
+        app.slack_event(&message("EvW2", "later", "2.1"))
+            .await
+            .status,
         200
     );
     app.easemob.heal();
@@ -201,7 +210,9 @@ async fn without_a_retry_queue_the_schedule_alone_drains() {
     assert!(!app.bridge.wakeups.is_on());
     app.easemob.fail_always("messages", Fault::Status(503));
     assert_eq!(
-        app.slack_event(&message("EvW3", "plain", "3.1")).await.status,
+        app.slack_event(&message("EvW3", "plain", "3.1"))
+            .await
+            .status,
         200
     );
     app.easemob.heal();

@@ -28,7 +28,8 @@ fn lines_with(recorder: &LogRecorder, name: &str) -> Vec<String> {
 /// The value of ` field=` in `line`.
 fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     let key = format!("{name}=");
-    line.split(' ').find_map(|word| word.strip_prefix(key.as_str()))
+    line.split(' ')
+        .find_map(|word| word.strip_prefix(key.as_str()))
 }
 
 #[tokio::test]
@@ -46,7 +47,10 @@ async fn wake_ups_are_logged_when_sent_refused_or_not_sent() {
 
     // Kefu down: one wake-up, due no later than the first retry (≤ 10 s).
     app.easemob.fail_always("messages", Fault::Status(503));
-    assert_eq!(app.slack_event(&message("EvL1", "one", "1.1")).await.status, 200);
+    assert_eq!(
+        app.slack_event(&message("EvL1", "one", "1.1")).await.status,
+        200
+    );
     let sent = lines_with(&recorder, "retry_wakeup_sent");
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(field(&sent[0], "visitor"), Some(VISITOR));
@@ -72,7 +76,10 @@ async fn wake_ups_are_logged_when_sent_refused_or_not_sent() {
         wakeup::client_for_endpoint(&closed),
         Some(format!("{closed}/123456789012/gone")),
     );
-    assert_eq!(app.slack_event(&message("EvL2", "two", "1.2")).await.status, 200);
+    assert_eq!(
+        app.slack_event(&message("EvL2", "two", "1.2")).await.status,
+        200
+    );
     assert_eq!(app.waiting(Direction::ToKefu).await.len(), 2);
     let not_sent = lines_with(&recorder, "retry_wakeup_not_sent");
     assert_eq!(not_sent.len(), 1, "{:?}", recorder.lines());
