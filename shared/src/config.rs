@@ -67,6 +67,10 @@ pub struct Config {
     /// Optional `METRICS_NAMESPACE`: where the metrics go (docs/design.md §1
     /// "Metrics"); `KefuBridge` when unset.
     pub metrics_namespace: String,
+    /// Optional `RETRY_QUEUE_URL`: the SQS queue that wakes this function's
+    /// own outbox drain (docs/design.md §1 "Retry wake-ups (SQS)"); unset,
+    /// the minute schedule alone drains.
+    pub retry_queue_url: Option<String>,
 }
 
 impl Config {
@@ -142,6 +146,10 @@ impl Config {
             name: "ALLOWED_TEAM_IDS",
             reason,
         })?;
+        let retry_queue_url = match optional("RETRY_QUEUE_URL") {
+            Some(_) => Some(base_url("RETRY_QUEUE_URL", "")?),
+            None => None,
+        };
         Ok(Self {
             table_name,
             slack_signing_secret,
@@ -161,6 +169,7 @@ impl Config {
             metrics_namespace: optional("METRICS_NAMESPACE")
                 .map(|namespace| namespace.trim().to_string())
                 .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_string()),
+            retry_queue_url,
         })
     }
 }

@@ -16,3 +16,4 @@ pub mod slack_events;
 pub mod to_kefu;
 pub mod to_slack;
 pub mod visitor_profile;
+pub mod wakeups;

@@ -17,7 +17,10 @@
 //! under a lease, in sequence order, with exponential backoff per
 //! conversation and a 48 h limit.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Serialize;
@@ -35,15 +38,21 @@ use crate::relay::to_slack::OutgoingPost;
 use crate::relay::{to_kefu, to_slack};
 use crate::slack::web::SlackApiError;
 use crate::store::{
-    ClaimKey, Direction, NewOutboxItem, OutboxItem, WaitingConversation, MAX_PAYLOAD_BYTES,
+    ClaimKey, Direction, NewOutboxItem, OutboxItem, WaitingConversation, WorkspaceKey,
+    MAX_PAYLOAD_BYTES,
 };
 use crate::visitor::VisitorId;
+use crate::wakeup::WakeUp;
 
 /// A drain starts no new send after this much of its invocation: Lambda's
 /// timeout is 10 s (template.yaml) and a send may take 2 s.
 pub const DRAIN_BUDGET: Duration = Duration::from_secs(8);
 /// Time a send is given when deciding whether to start it.
 const SEND_ALLOWANCE: Duration = Duration::from_millis(2_000);
+/// Conversations one drain works on at once (docs/design.md §2 "When
+/// Easemob fails"): enough to keep up with a backlog, few enough to stay
+/// inside Slack's and Easemob's rate limits from one instance.
+pub const CONVERSATIONS_AT_ONCE: usize = 4;
 /// How long a drain holds a conversation: longer than any invocation.
 const LEASE_SECS: i64 = 60;
 /// Waiting messages (keys and times only) one look at the outbox reads:
@@ -249,7 +258,33 @@ pub(crate) async fn queue(bridge: &Bridge, new: NewOutboxItem) -> Result<(), Dyn
             "outbox_queued"
         );
     }
+    wake_at(
+        bridge,
+        new.direction,
+        &new.workspace,
+        &new.visitor,
+        new.next_attempt_at,
+    )
+    .await;
     Ok(())
+}
+
+/// Asks SQS to wake this function's drain for the conversation at `at`
+/// (epoch s; docs/design.md §1 "Retry wake-ups (SQS)"). Best effort: the
+/// outbox stays the truth and the minute schedule the safety net.
+async fn wake_at(
+    bridge: &Bridge,
+    direction: Direction,
+    workspace: &WorkspaceKey,
+    visitor: &str,
+    at: i64,
+) {
+    let wake_up = WakeUp {
+        direction,
+        workspace: workspace.clone(),
+        visitor: visitor.to_string(),
+    };
+    bridge.wakeups.send(&wake_up, at - now_epoch_secs()).await;
 }
 
 /// Records a message that can never be delivered, with the reason.
@@ -327,6 +362,22 @@ impl DrainSummary {
         self.oldest_seen_at = Some(oldest.min(conversation.oldest_created_at));
     }
 
+    /// Adds what another part of the same drain did.
+    fn add(&mut self, other: &DrainSummary) {
+        self.delivered += other.delivered;
+        self.retried_later += other.retried_later;
+        self.dead_lettered += other.dead_lettered;
+        self.conversations += other.conversations;
+        self.not_due += other.not_due;
+        self.leased_elsewhere += other.leased_elsewhere;
+        self.stopped_early |= other.stopped_early;
+        self.waiting_seen += other.waiting_seen;
+        self.oldest_seen_at = match (self.oldest_seen_at, other.oldest_seen_at) {
+            (Some(mine), Some(theirs)) => Some(mine.min(theirs)),
+            (mine, theirs) => mine.or(theirs),
+        };
+    }
+
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
@@ -372,7 +423,10 @@ enum Delivery {
 /// Delivers what waits in `direction`, oldest first per conversation,
 /// starting no send after `deadline`. Leases are released when it ends.
 ///
-/// The outbox is read a page at a time. A drain that runs out of time
+/// The outbox is read a page at a time, and up to
+/// [`CONVERSATIONS_AT_ONCE`] conversations of a page are drained at once,
+/// each strictly in order under its own lease: a slow or failing
+/// conversation does not hold up the others. A drain that runs out of time
 /// remembers (in this instance) the last conversation that had its turn,
 /// and the next drain starts after it and then wraps around: when a backlog
 /// takes several drains, each conversation gets its turn, none always
@@ -387,7 +441,7 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
     // Past the end once: then from the first conversation up to `resume`.
     let mut wrapped = resume.is_none();
     let mut last_turn: Option<String> = None;
-    'pages: loop {
+    loop {
         if remaining(deadline) < SEND_ALLOWANCE {
             summary.stopped_early = true;
             break;
@@ -404,26 +458,49 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
                 break;
             }
         };
-        for conversation in &page.conversations {
-            summary.saw(conversation);
-            let seen_before = wrapped
+        let seen_before = |conversation: &&WaitingConversation| {
+            wrapped
                 && resume
                     .as_deref()
-                    .is_some_and(|start| conversation.visitor.as_str() > start);
-            if seen_before {
-                break 'pages;
+                    .is_some_and(|start| conversation.visitor.as_str() > start)
+        };
+        let turns: Vec<&WaitingConversation> = page
+            .conversations
+            .iter()
+            .take_while(|conversation| !seen_before(conversation))
+            .collect();
+        for conversation in &turns {
+            summary.saw(conversation);
+        }
+        let reached_start = turns.len() < page.conversations.len();
+        let stop = AtomicBool::new(false);
+        // The turns are built first and only then streamed: a stream that
+        // maps with a borrowing closure is not `Send` (rust-lang/rust#102211).
+        let pending: Vec<_> = turns
+            .iter()
+            .enumerate()
+            .map(|(index, conversation)| {
+                take_turn(bridge, direction, conversation, index, deadline, &stop)
+            })
+            .collect();
+        let mut results: Vec<Turn> = stream::iter(pending)
+            .buffer_unordered(CONVERSATIONS_AT_ONCE)
+            .collect()
+            .await;
+        // Turns start in page order, so those that ran are a prefix of it.
+        results.sort_by_key(|turn| turn.index);
+        for turn in results {
+            summary.add(&turn.summary);
+            if turn.ran {
+                last_turn = Some(turns[turn.index].visitor.clone());
             }
-            if remaining(deadline) < SEND_ALLOWANCE {
-                summary.stopped_early = true;
-                break 'pages;
-            }
-            let keep_going =
-                drain_waiting(bridge, direction, conversation, deadline, &mut summary).await;
-            last_turn = Some(conversation.visitor.clone());
-            if !keep_going {
-                summary.stopped_early = true;
-                break 'pages;
-            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            summary.stopped_early = true;
+            break;
+        }
+        if reached_start {
+            break;
         }
         match page.conversations.last() {
             Some(last) if page.more => after = Some(last.visitor.clone()),
@@ -461,6 +538,101 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
         oldest_age,
     );
     summary
+}
+
+/// One conversation's turn in a drain.
+struct Turn {
+    /// Its place on the page.
+    index: usize,
+    /// False when the drain had already stopped before its turn began.
+    ran: bool,
+    summary: DrainSummary,
+}
+
+/// A conversation's turn, unless the drain has stopped; sets `stop` when
+/// the whole drain must stop (out of time, or the table failing).
+async fn take_turn(
+    bridge: &Bridge,
+    direction: Direction,
+    conversation: &WaitingConversation,
+    index: usize,
+    deadline: Instant,
+    stop: &AtomicBool,
+) -> Turn {
+    let mut summary = DrainSummary::default();
+    if stop.load(Ordering::Relaxed) || remaining(deadline) < SEND_ALLOWANCE {
+        stop.store(true, Ordering::Relaxed);
+        return Turn {
+            index,
+            ran: false,
+            summary,
+        };
+    }
+    if !drain_waiting(bridge, direction, conversation, deadline, &mut summary).await {
+        stop.store(true, Ordering::Relaxed);
+    }
+    Turn {
+        index,
+        ran: true,
+        summary,
+    }
+}
+
+/// How draining the one conversation a wake-up names went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationDrain {
+    /// Everything due went (or failed and was rescheduled, with its own
+    /// wake-up), or nothing was due, or another drain holds it.
+    Done,
+    /// Due messages are left: out of time, or the table failing. The
+    /// wake-up should be seen again.
+    Unfinished,
+}
+
+/// Drains exactly `workspace`'s conversation with `visitor`, with the same
+/// lease, order and paging as a scheduled drain (docs/design.md §1 "Retry
+/// wake-ups (SQS)"). Nothing due, nothing done.
+pub async fn drain_one(
+    bridge: &Bridge,
+    direction: Direction,
+    workspace: &WorkspaceKey,
+    visitor: &str,
+    deadline: Instant,
+) -> (ConversationDrain, DrainSummary) {
+    let mut summary = DrainSummary {
+        direction: direction.tag(),
+        ..DrainSummary::default()
+    };
+    let head = match bridge
+        .store
+        .conversation_outbox(direction, visitor, 0, 1)
+        .await
+    {
+        Ok(items) => items.into_iter().next(),
+        Err(error) => {
+            tracing::error!(%error, visitor, "outbox_drain_store_unavailable");
+            return (ConversationDrain::Unfinished, summary);
+        }
+    };
+    // The outbox is the truth: a wake-up only says where to look.
+    let Some(head) = head.filter(|head| head.workspace == *workspace) else {
+        return (ConversationDrain::Done, summary);
+    };
+    let conversation = WaitingConversation {
+        workspace: head.workspace,
+        visitor: head.visitor,
+        items: 1,
+        head_next_attempt_at: head.next_attempt_at,
+        oldest_created_at: head.created_at,
+    };
+    let finished = drain_waiting(bridge, direction, &conversation, deadline, &mut summary).await;
+    let outcome = if finished {
+        ConversationDrain::Done
+    } else {
+        summary.stopped_early = true;
+        ConversationDrain::Unfinished
+    };
+    (outcome, summary)
 }
 
 /// One conversation with messages waiting: skipped when not due or leased
@@ -647,6 +819,7 @@ async fn drain_item(
                     tracing::error!(%error, visitor, "outbox_progress_not_recorded");
                     return ItemOutcome::StopDrain;
                 }
+                wake_at(bridge, direction, &item.workspace, visitor, next).await;
                 // Later messages of this conversation wait behind it.
                 return ItemOutcome::ConversationWaits;
             }
