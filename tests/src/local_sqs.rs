@@ -48,7 +48,7 @@ fn start() -> Result<String, String> {
     // closes, i.e. when this process exits.
     let child = Command::new("sh")
         .arg("-c")
-        .arg(r#"moto_server -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & pid=$!; read _; kill $pid; wait $pid"#)
+        .arg(r#"python3 -m moto.server -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & pid=$!; read _; kill $pid; wait $pid"#)
         .arg("sh")
         .arg(port.to_string())
         .stdin(Stdio::piped())
