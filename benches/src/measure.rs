@@ -109,7 +109,11 @@ impl Bench {
     pub fn fresh_bridge(&self) -> Bridge {
         let http = kefu_bridge::bridge::http_client();
         let db = local_dynamodb(&self.proxy.url());
-        Bridge::new(self.app.bridge.config.clone(), db, http)
+        let mut bridge = Bridge::new(self.app.bridge.config.clone(), db, http);
+        // The metric documents go to the app's buffer, not into the report
+        // printed on stdout.
+        bridge.metrics = self.app.bridge.metrics.clone();
+        bridge
     }
 
     /// Puts in the table what a workspace that has been talking for a while

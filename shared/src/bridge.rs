@@ -11,11 +11,13 @@ use crate::clock::now_epoch_secs;
 use crate::config::{Config, ConfigError, Duties};
 use crate::dynamo::{self, DynamoClient, DynamoError};
 use crate::easemob::{EasemobClient, TokenProvider};
+use crate::metrics::Metrics;
 use crate::secret::Secret;
 use crate::slack::bot_token::{BotToken, StoredLookup, StoredToken};
 use crate::slack::signature::SlackVerifier;
 use crate::slack::web::{OAuthV2Access, SlackApiError, SlackClient};
 use crate::store::{Installation, RotationLease, Store, WorkspaceKey};
+use crate::wakeup::{self, RetryQueue};
 
 /// Bounds on every outbound call (docs/design.md §2): every answer leaves within
 /// Slack's 3 s even when a dependency hangs.
@@ -49,6 +51,11 @@ pub struct Bridge {
     pub easemob: EasemobClient,
     pub easemob_token: TokenProvider,
     pub verifier: SlackVerifier,
+    /// Where outcomes are counted (docs/design.md §1 "Metrics"): stdout,
+    /// which CloudWatch Logs reads; the test kit swaps in a buffer.
+    pub metrics: Metrics,
+    /// Where outbox wake-ups go (wakeup.rs); off unless `RETRY_QUEUE_URL`.
+    pub wakeups: RetryQueue,
     pub(crate) installations: TtlCache<WorkspaceKey, Installation>,
     pub(crate) memo: Memo,
     /// Single-flight for token rotation inside this instance. One lock for
@@ -80,8 +87,16 @@ impl Bridge {
     /// Reads the environment once (cold start): the variables `duties` need.
     pub async fn from_env(duties: Duties) -> Result<Self, ConfigError> {
         let config = Config::from_env_for(duties)?;
-        let db = dynamo::client_from_env().await?;
-        Ok(Self::new(config, db, http_client()))
+        let aws = dynamo::sdk_config_from_env().await?;
+        let db = dynamo::client_from_config(&aws);
+        let wakeups = RetryQueue::new(
+            wakeup::client_from_config(&aws),
+            config.retry_queue_url.clone(),
+        );
+        if !wakeups.is_on() {
+            tracing::info!("retry_wakeups_off");
+        }
+        Ok(Self::new(config, db, http_client()).with_wakeups(wakeups))
     }
 
     pub fn new(config: Config, db: DynamoClient, http: reqwest::Client) -> Self {
@@ -97,6 +112,7 @@ impl Bridge {
         );
         let easemob_token = TokenProvider::new(&config.easemob_org, &config.easemob_app);
         let verifier = SlackVerifier::new(config.slack_signing_secret.clone());
+        let metrics = Metrics::stdout(&config.metrics_namespace);
         Self {
             config,
             store,
@@ -104,10 +120,18 @@ impl Bridge {
             easemob,
             easemob_token,
             verifier,
+            metrics,
+            wakeups: RetryQueue::off(),
             installations: TtlCache::default(),
             memo: Memo::default(),
             rotation: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The same bridge sending its outbox wake-ups to `wakeups`.
+    pub fn with_wakeups(mut self, wakeups: RetryQueue) -> Self {
+        self.wakeups = wakeups;
+        self
     }
 
     /// The installation for `key`, from memory when recently read. With

@@ -64,6 +64,13 @@ pub struct Config {
     pub easemob_callback_secret: Secret,
     /// Optional `ALLOWED_TEAM_IDS`: the only workspaces served.
     pub allowed_workspaces: AllowedWorkspaces,
+    /// Optional `METRICS_NAMESPACE`: where the metrics go (docs/design.md §1
+    /// "Metrics"); `KefuBridge` when unset.
+    pub metrics_namespace: String,
+    /// Optional `RETRY_QUEUE_URL`: the SQS queue that wakes this function's
+    /// own outbox drain (docs/design.md §1 "Retry wake-ups (SQS)"); unset,
+    /// the minute schedule alone drains.
+    pub retry_queue_url: Option<String>,
 }
 
 impl Config {
@@ -139,6 +146,10 @@ impl Config {
             name: "ALLOWED_TEAM_IDS",
             reason,
         })?;
+        let retry_queue_url = match optional("RETRY_QUEUE_URL") {
+            Some(_) => Some(base_url("RETRY_QUEUE_URL", "")?),
+            None => None,
+        };
         Ok(Self {
             table_name,
             slack_signing_secret,
@@ -155,6 +166,10 @@ impl Config {
             easemob_im_service_number,
             easemob_callback_secret,
             allowed_workspaces,
+            metrics_namespace: optional("METRICS_NAMESPACE")
+                .map(|namespace| namespace.trim().to_string())
+                .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_string()),
+            retry_queue_url,
         })
     }
 }
@@ -221,6 +236,15 @@ mod tests {
         assert_eq!(config.slack_api_base_url, DEFAULT_SLACK_API_BASE_URL);
         assert_eq!(config.easemob_api_base_url, DEFAULT_EASEMOB_API_BASE_URL);
         assert_eq!(config.slack_redirect_uri, None);
+        assert_eq!(config.metrics_namespace, "KefuBridge");
+    }
+
+    #[test]
+    fn the_metrics_namespace_comes_from_the_environment() {
+        let mut env = full();
+        env.insert("METRICS_NAMESPACE", " Acme/Bridge ");
+        let config = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.metrics_namespace, "Acme/Bridge");
     }
 
     #[test]

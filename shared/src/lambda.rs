@@ -3,13 +3,15 @@
 //! Functions take the raw invocation payload and classify it themselves:
 //! `lambda_http::run` can't take EventBridge Scheduled Events and panics
 //! (HTTP 500) on a body flagged `isBase64Encoded` that isn't base64, so every
-//! input here gets a deliberate answer instead.
+//! input here gets a deliberate answer instead. SQS events carry retry
+//! wake-ups (docs/design.md §1 "Retry wake-ups (SQS)").
 
 use std::future::Future;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::SqsEvent;
 use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
@@ -17,7 +19,7 @@ use serde_json::Value;
 use crate::bridge::Bridge;
 use crate::config::Duties;
 use crate::http_types::{HttpRequest, HttpResponse};
-use crate::relay::{easemob_callback, interactivity, oauth, outbox, slack_events};
+use crate::relay::{easemob_callback, interactivity, oauth, outbox, slack_events, wakeups};
 use crate::store::Direction;
 
 /// The three functions of docs/design.md §1: what each does with an HTTP request and
@@ -53,6 +55,16 @@ impl Function {
                 uses_easemob: true,
                 verifies_easemob_callbacks: true,
             },
+        }
+    }
+
+    /// The function's name, as deployed and as the metrics' `Function`
+    /// dimension (docs/design.md §1 "Metrics").
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::SlackEvents => "slack-events",
+            Function::SlackOAuth => "slack-oauth",
+            Function::EasemobCallback => "easemob-callback",
         }
     }
 
@@ -101,6 +113,25 @@ impl Function {
             Function::SlackOAuth => nothing_scheduled(event),
         }
     }
+
+    /// SQS events bring retry wake-ups for the function's own direction
+    /// (relay/wakeups.rs); slack-oauth has nothing to drain.
+    pub async fn handle_sqs(
+        self,
+        bridge: &Bridge,
+        event: SqsEvent,
+        deadline: std::time::Instant,
+    ) -> Value {
+        match self {
+            Function::SlackEvents => {
+                wakeups::handle(bridge, Direction::ToKefu, event, deadline).await
+            }
+            Function::EasemobCallback => {
+                wakeups::handle(bridge, Direction::ToSlack, event, deadline).await
+            }
+            Function::SlackOAuth => wakeups::nothing_to_drain(&event),
+        }
+    }
 }
 
 /// One invocation of `function`; `deadline_ms` is the invocation's deadline
@@ -112,10 +143,11 @@ pub async fn invoke(
     deadline_ms: u64,
 ) -> Value {
     let deadline = outbox::drain_deadline(deadline_ms);
-    dispatch(
+    dispatch_with_wakeups(
         payload,
         |request| async move { function.handle_http(bridge, &request).await },
         |event| async move { function.handle_scheduled(bridge, &event, deadline).await },
+        |event| async move { function.handle_sqs(bridge, event, deadline).await },
     )
     .await
 }
@@ -125,11 +157,24 @@ pub async fn invoke(
 pub enum Incoming {
     Http(Box<ApiGatewayV2httpRequest>),
     Scheduled(Box<EventBridgeEvent<Value>>),
+    /// Retry wake-ups from the function's SQS event source.
+    Sqs(Box<SqsEvent>),
     /// Neither: answered with a 400-shaped response and a log line.
     Unrecognised(String),
 }
 
 pub fn classify(payload: Value) -> Incoming {
+    let is_sqs = payload
+        .get("Records")
+        .and_then(|records| records.get(0))
+        .and_then(|record| record.get("eventSource"))
+        .is_some_and(|source| source == "aws:sqs");
+    if is_sqs {
+        return match serde_json::from_value(payload) {
+            Ok(event) => Incoming::Sqs(Box::new(event)),
+            Err(e) => Incoming::Unrecognised(format!("SQS event: {e}")),
+        };
+    }
     let is_scheduled = payload.get("detail-type").is_some() && payload.get("source").is_some();
     if is_scheduled {
         return match serde_json::from_value(payload) {
@@ -143,7 +188,9 @@ pub fn classify(payload: Value) -> Incoming {
             Err(e) => Incoming::Unrecognised(format!("API Gateway v2 event: {e}")),
         };
     }
-    Incoming::Unrecognised("neither an API Gateway v2 request nor a Scheduled Event".into())
+    Incoming::Unrecognised(
+        "neither an API Gateway v2 request, a Scheduled Event nor an SQS event".into(),
+    )
 }
 
 /// API Gateway v2 request → [`HttpRequest`]; a body flagged base64 that isn't
@@ -211,15 +258,38 @@ pub fn to_apigw_response(response: HttpResponse) -> ApiGatewayV2httpResponse {
     out
 }
 
-/// One invocation: HTTP requests go to `http`, Scheduled Events to
-/// `scheduled`, anything else gets a 400 and a log line. Never an `Err`, so
-/// API Gateway never turns a handler error into an anonymous 500.
+/// [`dispatch_with_wakeups`] for a caller that drains no wake-ups: an SQS
+/// event is answered with nothing to see again.
 pub async fn dispatch<H, HF, S, SF>(payload: Value, http: H, scheduled: S) -> Value
 where
     H: FnOnce(HttpRequest) -> HF,
     HF: Future<Output = HttpResponse>,
     S: FnOnce(EventBridgeEvent<Value>) -> SF,
     SF: Future<Output = Value>,
+{
+    dispatch_with_wakeups(payload, http, scheduled, |event| async move {
+        wakeups::nothing_to_drain(&event)
+    })
+    .await
+}
+
+/// One invocation: HTTP requests go to `http`, Scheduled Events to
+/// `scheduled`, SQS events to `sqs`, anything else gets a 400 and a log
+/// line. Never an `Err`, so API Gateway never turns a handler error into an
+/// anonymous 500.
+pub async fn dispatch_with_wakeups<H, HF, S, SF, Q, QF>(
+    payload: Value,
+    http: H,
+    scheduled: S,
+    sqs: Q,
+) -> Value
+where
+    H: FnOnce(HttpRequest) -> HF,
+    HF: Future<Output = HttpResponse>,
+    S: FnOnce(EventBridgeEvent<Value>) -> SF,
+    SF: Future<Output = Value>,
+    Q: FnOnce(SqsEvent) -> QF,
+    QF: Future<Output = Value>,
 {
     match classify(payload) {
         Incoming::Http(event) => {
@@ -230,6 +300,7 @@ where
             serde_json::to_value(to_apigw_response(response)).unwrap_or(Value::Null)
         }
         Incoming::Scheduled(event) => scheduled(*event).await,
+        Incoming::Sqs(event) => sqs(*event).await,
         Incoming::Unrecognised(reason) => {
             tracing::warn!(reason, "invocation_unrecognised");
             serde_json::to_value(to_apigw_response(HttpResponse::text(
@@ -353,5 +424,21 @@ mod tests {
             classify(serde_json::json!({"x": 1})),
             Incoming::Unrecognised(_)
         ));
+    }
+
+    #[test]
+    fn sqs_events_are_recognised() {
+        let payload = serde_json::json!({ "Records": [{
+            "messageId": "m1", "receiptHandle": "r1", "body": "{}",
+            "attributes": {}, "messageAttributes": {}, "md5OfBody": "x",
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
+            "awsRegion": "us-east-1"
+        }]});
+        let Incoming::Sqs(event) = classify(payload) else {
+            panic!()
+        };
+        assert_eq!(event.records[0].message_id.as_deref(), Some("m1"));
+        let other = serde_json::json!({ "Records": [{ "eventSource": "aws:s3" }] });
+        assert!(matches!(classify(other), Incoming::Unrecognised(_)));
     }
 }

@@ -22,6 +22,7 @@ pub mod secret;
 pub mod slack;
 pub mod store;
 pub mod visitor;
+pub mod wakeup;
 
 pub use bridge::Bridge;
 pub use config::Config;

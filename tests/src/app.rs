@@ -1,12 +1,15 @@
 //! `TestApp`: a real `Bridge` over a fresh table in DynamoDB Local and fresh
 //! fake Slack and Easemob servers, so each test reads like its scenario.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use kefu_bridge::clock::now_epoch_secs;
 use kefu_bridge::config::Config;
 use kefu_bridge::dynamo::{self, DynamoClient};
 use kefu_bridge::http_types::{HttpRequest, HttpResponse};
+use kefu_bridge::metrics::{self, Metrics};
 use kefu_bridge::secret::Secret;
 use kefu_bridge::store::{Installation, WorkspaceKey};
 use kefu_bridge::{relay, Bridge};
@@ -23,6 +26,8 @@ pub struct TestApp {
     pub easemob: FakeEasemob,
     pub table: String,
     pub dynamodb_endpoint: String,
+    /// The EMF documents every bridge of this app wrote, one per line.
+    metric_lines: Arc<Mutex<Vec<String>>>,
 }
 
 static TABLE_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -58,7 +63,9 @@ impl TestApp {
             Config::from_lookup(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
                 .expect("test config");
         let http = kefu_bridge::bridge::http_client();
-        let bridge = Bridge::new(config, local_dynamodb(&endpoint), http);
+        let mut bridge = Bridge::new(config, local_dynamodb(&endpoint), http);
+        let (metrics, metric_lines) = Metrics::in_memory(&bridge.config.metrics_namespace);
+        bridge.metrics = metrics;
         create_table_patiently(&bridge).await;
         Self {
             bridge,
@@ -66,7 +73,44 @@ impl TestApp {
             easemob,
             table,
             dynamodb_endpoint: endpoint,
+            metric_lines,
         }
+    }
+
+    /// The EMF documents written so far, one JSON document per line.
+    pub fn metric_lines(&self) -> Vec<String> {
+        self.metric_lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Forgets the documents written so far.
+    pub fn clear_metrics(&self) {
+        self.metric_lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Each metric's sum over the documents written so far, by
+    /// `(name, direction, reason)` ("" where a dimension is absent).
+    pub fn metric_totals(&self) -> BTreeMap<(String, String, String), f64> {
+        metrics::totals(&self.metric_lines())
+    }
+
+    /// One metric's sum for `direction` (and `reason`, "" for none); 0 when
+    /// never written.
+    pub fn metric(&self, name: &str, direction: &str, reason: &str) -> f64 {
+        self.metric_totals()
+            .get(&(name.to_string(), direction.to_string(), reason.to_string()))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// A metrics writer into this app's lines, for another bridge.
+    fn metrics(&self) -> Metrics {
+        self.bridge.metrics.clone()
     }
 
     /// The same table and fakes behind a bridge configured with `extra`
@@ -87,18 +131,22 @@ impl TestApp {
         })
         .expect("test config");
         let http = kefu_bridge::bridge::http_client();
+        let metrics = self.metrics();
         self.bridge = Bridge::new(config, local_dynamodb(&self.dynamodb_endpoint), http);
+        self.bridge.metrics = metrics;
     }
 
     /// A second bridge over the same table and fakes: another Lambda
     /// instance (cold, with empty memory caches).
     pub fn another_instance(&self) -> Bridge {
         let http = kefu_bridge::bridge::http_client();
-        Bridge::new(
+        let mut bridge = Bridge::new(
             self.bridge.config.clone(),
             local_dynamodb(&self.dynamodb_endpoint),
             http,
-        )
+        );
+        bridge.metrics = self.metrics();
+        bridge
     }
 
     /// Stores an installation for `team` (as the OAuth flow would) and

@@ -48,6 +48,9 @@ pub struct LambdaProcess {
     server: tokio::task::JoinHandle<()>,
     /// When the process was spawned (for cold-start measurements).
     pub spawned_at: Instant,
+    /// What the function wrote to stdout, line by line (its log lines and
+    /// metric documents, as CloudWatch Logs would receive them).
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl LambdaProcess {
@@ -94,7 +97,7 @@ impl LambdaProcess {
             .env("AWS_SESSION_TOKEN", "local-session")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(if std::env::var_os("SHOW_FUNCTION_LOGS").is_some() {
                 Stdio::inherit()
             } else {
@@ -102,9 +105,20 @@ impl LambdaProcess {
             })
             .kill_on_drop(true);
         let spawned_at = Instant::now();
-        let child = command
+        let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        if let Some(out) = child.stdout.take() {
+            let lines = stdout.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut reader = tokio::io::BufReader::new(out).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                }
+            });
+        }
         Self {
             name: name.to_string(),
             child,
@@ -113,7 +127,16 @@ impl LambdaProcess {
             next_id: AtomicU64::new(1),
             server,
             spawned_at,
+            stdout,
         }
+    }
+
+    /// The lines the function has written to stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Sends one event and waits for the function's answer.

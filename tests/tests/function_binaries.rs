@@ -1,11 +1,13 @@
 //! Each function's real binary under the Lambda Runtime API emulator, fed the
 //! sample events from `events/` (re-signed for now): the wiring of main.rs,
 //! configuration from the environment, and the API Gateway v2 / Scheduled
-//! Event boundary, as AWS runs them.
+//! Event / SQS event boundary, as AWS runs them.
 
 use std::path::{Path, PathBuf};
 
 use bridge_tests::events::resign;
+use bridge_tests::fake_server::Fault;
+use bridge_tests::local_sqs;
 use bridge_tests::runtime_emulator::{apigw_event, function_binaries, LambdaProcess, Outcome};
 use bridge_tests::signing::*;
 use bridge_tests::TestApp;
@@ -106,6 +108,11 @@ async fn slack_events_binary_handles_every_sample_event() {
     assert!(
         scheduled.get("statusCode").is_none(),
         "a scheduled event is not an HTTP answer: {scheduled}"
+    );
+    // A retry wake-up for a conversation with nothing waiting.
+    assert_eq!(
+        response(&process, sample("slack-events/sqs-wakeup.json")).await,
+        serde_json::json!({ "batchItemFailures": [] })
     );
 
     // Stale signature (the stored sample, not re-signed) → 401.
@@ -234,6 +241,51 @@ async fn easemob_callback_binary_posts_the_agent_reply_and_skips_the_echo() {
 
     let scheduled = response(&process, sample("easemob-callback/scheduled.json")).await;
     assert!(scheduled.get("statusCode").is_none(), "{scheduled}");
+    assert_eq!(
+        response(&process, sample("easemob-callback/sqs-wakeup.json")).await,
+        serde_json::json!({ "batchItemFailures": [] })
+    );
+}
+
+/// With `RETRY_QUEUE_URL` (and `AWS_ENDPOINT_URL_SQS`, read by aws-config
+/// itself), the binary puts a wake-up on its queue when a message goes to
+/// the outbox, and drains that conversation when the wake-up comes back.
+#[tokio::test]
+async fn slack_events_binary_sends_and_answers_retry_wakeups() {
+    let app = TestApp::start().await;
+    app.install_as(
+        TEAM,
+        "B0LOCALBOT",
+        "U0LOCALBOT",
+        "A0LOCALAPP",
+        &["chat:write", "users:read"],
+    )
+    .await;
+    app.add_user("U0CUSTOMER", "customer", "Casey Customer");
+    let queue = local_sqs::create_queue().await;
+    let mut env = env_for(&app);
+    env.push(("RETRY_QUEUE_URL".into(), queue.clone()));
+    env.push(("AWS_ENDPOINT_URL_SQS".into(), local_sqs::endpoint()));
+    let bin = function_binaries(false).join("slack-events");
+    let process = LambdaProcess::spawn(&bin, "slack-events", &env).await;
+
+    app.easemob.fail_always("messages", Fault::Status(503));
+    assert_eq!(
+        status(&response(&process, sample("slack-events/message-dm.json")).await),
+        200
+    );
+    assert_eq!(local_sqs::counts(&queue).await, (0, 1, 0));
+    app.easemob.heal();
+    app.make_due().await;
+    assert_eq!(
+        response(&process, sample("slack-events/sqs-wakeup.json")).await,
+        serde_json::json!({ "batchItemFailures": [] })
+    );
+    assert_eq!(app.easemob.texts().len(), 1);
+    assert!(app
+        .waiting(kefu_bridge::store::Direction::ToKefu)
+        .await
+        .is_empty());
 }
 
 #[tokio::test]

@@ -45,10 +45,12 @@ const MAX_ATTEMPTS: u32 = 2;
 /// The pause before the second attempt is drawn below this.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
-/// The client a cold start uses: region, credentials and endpoint from the
-/// standard places, with the bridge's bounds. A missing region is a
-/// configuration error here rather than a failed call on every event.
-pub async fn client_from_env() -> Result<DynamoClient, ConfigError> {
+/// The AWS configuration a cold start reads once: region, credentials and
+/// endpoints from the standard places, on the bridge's HTTPS client. Every
+/// AWS client of the instance (DynamoDB here, SQS in `wakeup.rs`) is built
+/// from it. A missing region is a configuration error here rather than a
+/// failed call on every event.
+pub async fn sdk_config_from_env() -> Result<aws_config::SdkConfig, ConfigError> {
     // The credential providers (container, instance) use the same client.
     let shared = aws_config::defaults(BehaviorVersion::v2026_01_12())
         .http_client(https_client())
@@ -57,9 +59,17 @@ pub async fn client_from_env() -> Result<DynamoClient, ConfigError> {
     if shared.region().is_none() {
         return Err(ConfigError::Missing(vec!["AWS_REGION"]));
     }
-    Ok(DynamoClient::from_conf(
-        bounded(aws_sdk_dynamodb::config::Builder::from(&shared)).build(),
-    ))
+    Ok(shared)
+}
+
+/// The client a cold start uses, with the bridge's bounds.
+pub async fn client_from_env() -> Result<DynamoClient, ConfigError> {
+    Ok(client_from_config(&sdk_config_from_env().await?))
+}
+
+/// A DynamoDB client from the cold start's [`sdk_config_from_env`].
+pub fn client_from_config(shared: &aws_config::SdkConfig) -> DynamoClient {
+    DynamoClient::from_conf(bounded(aws_sdk_dynamodb::config::Builder::from(shared)).build())
 }
 
 /// A client for the DynamoDB at `endpoint` with fixed credentials and
@@ -78,25 +88,31 @@ pub fn client_for_endpoint(endpoint: &str, access_key_id: &str, secret: &str) ->
 fn bounded(builder: aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder {
     builder
         .http_client(https_client())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(REQUEST_TIMEOUT)
-                .operation_attempt_timeout(REQUEST_TIMEOUT)
-                .operation_timeout(REQUEST_TIMEOUT)
-                .build(),
-        )
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(MAX_ATTEMPTS)
-                .with_initial_backoff(RETRY_BACKOFF)
-                .with_max_backoff(RETRY_BACKOFF),
-        )
+        .timeout_config(timeouts())
+        .retry_config(retries())
+}
+
+/// The module doc's per-call bounds, for every AWS client of the bridge.
+pub(crate) fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(REQUEST_TIMEOUT)
+        .operation_attempt_timeout(REQUEST_TIMEOUT)
+        .operation_timeout(REQUEST_TIMEOUT)
+        .build()
+}
+
+/// The module doc's retries, for every AWS client of the bridge.
+pub(crate) fn retries() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(RETRY_BACKOFF)
+        .with_max_backoff(RETRY_BACKOFF)
 }
 
 /// smithy's hyper + rustls client on `ring`, the crypto reqwest already
 /// links (the SDK's default would add aws-lc, a large C build).
-fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+pub(crate) fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))

@@ -23,14 +23,18 @@ use crate::bridge::Bridge;
 use crate::clock::{now_epoch_millis, now_epoch_secs};
 use crate::easemob::callback::{verify_callback, Callback, MessageBody, MAX_AGE_MILLIS};
 use crate::http_types::{HttpRequest, HttpResponse};
+use crate::lambda::Function;
 use crate::relay::outbox::{self, Failure};
+use crate::relay::outcome::{
+    self, Handled, LogIds, LoopRule, Outcome, Place, QueueCause, Rejection, RetryCause, Skip,
+};
 use crate::relay::recalls::{self, RecallOutcome};
 use crate::relay::reply_parts::{self, ReplyPart};
 use crate::relay::session_notices;
 use crate::relay::to_slack::{
     AgentIdentity, OutgoingPost, PostError, PostFailure, CUSTOMIZE_SCOPE,
 };
-use crate::slack::web::{SlackApiError, SlackMessageRef};
+use crate::slack::web::SlackMessageRef;
 use crate::store::{
     Claim, ClaimKey, Conversation, Direction, Installation, NewOutboxItem, WorkspaceKey,
     CLAIM_TTL_SECS,
@@ -90,36 +94,54 @@ pub async fn handle(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
         }
     };
     let report = handle_callback(bridge, &callback, deadline).await;
-    tracing::info!(
-        msg_id = %callback.msg_id,
-        event_type = %callback.event_type,
-        from = %callback.from,
-        visitor = report.visitor.as_deref(),
-        team = report.team.as_deref(),
-        channel = report.channel.as_deref(),
-        outcome = report.outcome,
-        detail = report.detail.as_deref(),
-        parts = report.parts,
-        status = report.response.status,
-        "easemob_callback"
-    );
-    report.response
+    let ids = LogIds {
+        msg_id: Some(&callback.msg_id),
+        event_type: Some(&callback.event_type),
+        from: Some(&callback.from),
+        visitor: report.visitor.as_deref(),
+        team: report.team.as_deref(),
+        channel: report.channel.as_deref(),
+        detail: report.detail.as_deref(),
+        parts: report.parts,
+        ..LogIds::default()
+    };
+    outcome::record(&bridge.metrics, PLACE, report.outcome, ids);
+    response_for(report.outcome)
 }
 
-/// What happened to one callback: the log line and the answer.
+/// Where this handler's outcomes are told (relay/outcome.rs).
+const PLACE: Place = Place {
+    function: Function::EasemobCallback,
+    direction: Direction::ToSlack,
+    event: "easemob_callback",
+};
+
+/// The answer Easemob gets for an outcome: 200 for everything handled,
+/// accepted or deliberately skipped (it must not send it again), 400 with
+/// the reason for a malformed callback, 503 when nothing was accepted.
+fn response_for(outcome: Outcome) -> HttpResponse {
+    match outcome {
+        Outcome::Rejected(rejection) => HttpResponse::text(outcome.status(), rejection.reason()),
+        Outcome::RetryLater(_) => HttpResponse::text(
+            outcome.status(),
+            format!("temporarily unavailable: {}", outcome.name(PLACE.direction)),
+        ),
+        _ => HttpResponse::text(outcome.status(), ""),
+    }
+}
+
+/// What happened to one callback: its outcome and the log line's details.
 struct Report {
-    outcome: &'static str,
+    outcome: Outcome,
     detail: Option<String>,
     visitor: Option<String>,
     team: Option<String>,
     channel: Option<String>,
     parts: usize,
-    response: HttpResponse,
 }
 
 impl Report {
-    /// Handled (or deliberately skipped): Easemob must not send it again.
-    fn done(outcome: &'static str) -> Self {
+    fn done(outcome: Outcome) -> Self {
         Self {
             outcome,
             detail: None,
@@ -127,8 +149,12 @@ impl Report {
             team: None,
             channel: None,
             parts: 0,
-            response: HttpResponse::text(200, ""),
         }
+    }
+
+    /// Deliberately not posted: Easemob must not send it again.
+    fn skipped(skip: Skip) -> Self {
+        Self::done(Outcome::NotForUs(skip))
     }
 
     fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -137,11 +163,8 @@ impl Report {
     }
 
     /// Easemob's retry may succeed where this attempt could not.
-    fn retry_later(outcome: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            response: HttpResponse::text(503, format!("temporarily unavailable: {outcome}")),
-            ..Self::done(outcome).with_detail(detail)
-        }
+    fn retry_later(cause: RetryCause, detail: impl Into<String>) -> Self {
+        Self::done(Outcome::RetryLater(cause)).with_detail(detail)
     }
 
     fn for_visitor(mut self, visitor: &VisitorId) -> Self {
@@ -154,32 +177,26 @@ impl Report {
 
 async fn handle_callback(bridge: &Bridge, callback: &Callback, deadline: Instant) -> Report {
     if !callback.is_message() {
-        return Report::done("not_a_message_event").with_detail(callback.event_type.clone());
+        return Report::skipped(Skip::NotAMessageEvent).with_detail(callback.event_type.clone());
     }
     if callback.msg_id.trim().is_empty() {
-        return Report {
-            response: HttpResponse::text(400, "message callback without msg_id"),
-            ..Report::done("missing_msg_id")
-        };
+        return Report::done(Outcome::Rejected(Rejection::MissingMsgId));
     }
     // `msg_id` names the claim record: an absurd one is refused here rather
     // than failing a table call (which would read as a 5xx).
     if !names_a_record(&callback.msg_id) {
-        return Report {
-            response: HttpResponse::text(400, "msg_id is too long or not printable"),
-            ..Report::done("malformed_msg_id")
-        };
+        return Report::done(Outcome::Rejected(Rejection::MalformedMsgId));
     }
     // The loop rule: only the service number speaks for an agent. The
     // visitor's own message, echoed back with `from` = visitor, stops here.
     let service_number = &bridge.config.easemob_im_service_number;
     if !callback.from.eq_ignore_ascii_case(service_number) {
-        return Report::done("not_from_service_number");
+        return Report::done(Outcome::LoopPrevented(LoopRule::VisitorEcho));
     }
     let visitor = match VisitorId::decode(&callback.to) {
         Ok(visitor) => visitor,
         Err(error) => {
-            return Report::done("recipient_not_a_visitor")
+            return Report::skipped(Skip::RecipientNotAVisitor)
                 .with_detail(format!("to={}: {error}", callback.to))
         }
     };
@@ -190,14 +207,14 @@ async fn handle_callback(bridge: &Bridge, callback: &Callback, deadline: Instant
         .allowed_workspaces
         .allows([Some(visitor.workspace())])
     {
-        return Report::done("workspace_not_allowed").for_visitor(&visitor);
+        return Report::skipped(Skip::WorkspaceNotAllowed).for_visitor(&visitor);
     }
     let workspace = WorkspaceKey::from_id(visitor.workspace());
     let installation = match bridge.installation(&workspace).await {
         Ok(Some(installation)) => installation,
-        Ok(None) => return Report::done("workspace_not_installed").for_visitor(&visitor),
+        Ok(None) => return Report::skipped(Skip::WorkspaceNotInstalled).for_visitor(&visitor),
         Err(error) => {
-            return Report::retry_later("store_unavailable", error.to_string())
+            return Report::retry_later(RetryCause::StoreUnavailable, error.to_string())
                 .for_visitor(&visitor)
         }
     };
@@ -207,11 +224,12 @@ async fn handle_callback(bridge: &Bridge, callback: &Callback, deadline: Instant
             .for_visitor(&visitor);
     }
     if !reply_parts::has_content(&callback.payload) {
-        return Report::done("nothing_to_show")
+        return Report::skipped(Skip::NothingToShow)
             .with_detail(body_kinds(callback))
             .for_visitor(&visitor);
     }
-    deliver(bridge, callback, &visitor, &installation, deadline)
+    let started = deadline - BUDGET;
+    deliver(bridge, callback, &visitor, &installation, started, deadline)
         .await
         .for_visitor(&visitor)
 }
@@ -222,16 +240,20 @@ async fn deliver(
     callback: &Callback,
     visitor: &VisitorId,
     installation: &Installation,
+    started: Instant,
     deadline: Instant,
 ) -> Report {
     let claim_key = ClaimKey::EasemobMessage(callback.msg_id.trim().to_string());
     let parts_done = match bridge.store.claim(&claim_key, CLAIM_LEASE_SECS).await {
         Ok(Claim::Acquired { parts_done }) => parts_done as usize,
-        Ok(Claim::Completed) => return Report::done("duplicate_already_delivered"),
+        Ok(Claim::Completed) => return Report::done(Outcome::Duplicate),
         Ok(Claim::InProgress) => {
-            return Report::retry_later("duplicate_in_progress", "another delivery holds the claim")
+            return Report::retry_later(
+                RetryCause::DuplicateInProgress,
+                "another delivery holds the claim",
+            )
         }
-        Err(error) => return Report::retry_later("store_unavailable", error.to_string()),
+        Err(error) => return Report::retry_later(RetryCause::StoreUnavailable, error.to_string()),
     };
     // The one read of the conversation record: the thread to reply in, and
     // whether replies wait in the outbox (then this one queues behind them).
@@ -243,7 +265,7 @@ async fn deliver(
         Ok(conversation) => conversation,
         Err(error) => {
             release(bridge, &claim_key, parts_done).await;
-            return Report::retry_later("store_unavailable", error.to_string());
+            return Report::retry_later(RetryCause::StoreUnavailable, error.to_string());
         }
     };
     let mut carried = Vec::new();
@@ -255,6 +277,7 @@ async fn deliver(
         installation,
         &conversation,
         parts_done,
+        started,
         deadline,
         &mut carried,
     )
@@ -290,6 +313,7 @@ async fn post_or_queue(
     installation: &Installation,
     conversation: &Conversation,
     parts_done: usize,
+    started: Instant,
     deadline: Instant,
     carried: &mut Vec<SlackMessageRef>,
 ) -> Report {
@@ -321,7 +345,12 @@ async fn post_or_queue(
     };
     if conversation.to_slack.pending > 0 {
         return later
-            .hand_over(bridge, parts_done, None, "queued_behind_waiting_replies")
+            .hand_over(
+                bridge,
+                parts_done,
+                None,
+                Outcome::Queued(QueueCause::BehindWaiting),
+            )
             .await;
     }
     let deadline = reply_parts::deadline_for(&parts, deadline - BUDGET, deadline);
@@ -337,10 +366,13 @@ async fn post_or_queue(
     .await;
     match sent {
         Ok(()) => {
+            let latency = started.elapsed();
             complete(bridge, claim_key, posts.len()).await;
             Report {
                 parts: posts.len(),
-                ..Report::done("posted_to_slack")
+                ..Report::done(Outcome::Delivered {
+                    latency: Some(latency),
+                })
             }
         }
         Err(PostFailure {
@@ -348,7 +380,7 @@ async fn post_or_queue(
             error: PostError::OutOfTime,
         }) => {
             later
-                .hand_over(bridge, posted, None, "queued_out_of_time")
+                .hand_over(bridge, posted, None, Outcome::Queued(QueueCause::OutOfTime))
                 .await
         }
         Err(PostFailure {
@@ -360,19 +392,7 @@ async fn post_or_queue(
                 outbox::flag_reinstall(bridge, &installation.key).await;
             }
             let failure = outbox::slack_failure(&error);
-            let outcome = match (&failure, &error) {
-                (Failure::Permanent { .. }, e) if e.is_auth_failure() => {
-                    "slack_auth_failed_needs_reinstall"
-                }
-                (Failure::Permanent { .. }, SlackApiError::Api(code))
-                    if CHANNEL_GONE.contains(&code.as_str()) =>
-                {
-                    "slack_channel_unavailable"
-                }
-                (Failure::Permanent { .. }, _) => "slack_rejected",
-                (_, SlackApiError::RateLimited { .. }) => "slack_rate_limited_queued",
-                _ => "slack_unavailable_queued",
-            };
+            let outcome = failure.handed_over();
             later
                 .hand_over(bridge, posted, Some(failure), outcome)
                 .await
@@ -390,17 +410,20 @@ async fn take_back(
     installation: &Installation,
 ) -> Report {
     if !names_a_record(recalled) {
-        return Report::done("recall_without_usable_id")
+        return Report::skipped(Skip::RecallWithoutUsableId)
             .with_detail(recalled.chars().take(80).collect::<String>());
     }
     let claim_key = ClaimKey::EasemobMessage(callback.msg_id.trim().to_string());
     match bridge.store.claim(&claim_key, CLAIM_LEASE_SECS).await {
         Ok(Claim::Acquired { .. }) => {}
-        Ok(Claim::Completed) => return Report::done("duplicate_already_delivered"),
+        Ok(Claim::Completed) => return Report::done(Outcome::Duplicate),
         Ok(Claim::InProgress) => {
-            return Report::retry_later("duplicate_in_progress", "another delivery holds the claim")
+            return Report::retry_later(
+                RetryCause::DuplicateInProgress,
+                "another delivery holds the claim",
+            )
         }
-        Err(error) => return Report::retry_later("store_unavailable", error.to_string()),
+        Err(error) => return Report::retry_later(RetryCause::StoreUnavailable, error.to_string()),
     }
     let detail = format!("recalled={recalled}");
     match recalls::recall(bridge, installation, visitor, recalled).await {
@@ -412,22 +435,23 @@ async fn take_back(
             complete(bridge, &claim_key, 0).await;
             Report {
                 parts: deleted,
-                ..Report::done("recalled_in_slack").with_detail(format!(
+                ..Report::done(Outcome::Handled(Handled::RecalledInSlack)).with_detail(format!(
                     "{detail} already_gone={already_gone} refused={refused}"
                 ))
             }
         }
         RecallOutcome::Unknown => {
             complete(bridge, &claim_key, 0).await;
-            Report::done("recall_of_unknown_message").with_detail(detail)
+            Report::done(Outcome::Handled(Handled::RecallOfUnknownMessage)).with_detail(detail)
         }
         RecallOutcome::OtherVisitor => {
             complete(bridge, &claim_key, 0).await;
-            Report::done("recall_of_another_visitors_message").with_detail(detail)
+            Report::done(Outcome::Handled(Handled::RecallOfAnotherVisitorsMessage))
+                .with_detail(detail)
         }
         RecallOutcome::Unavailable(error) => {
             release(bridge, &claim_key, 0).await;
-            Report::retry_later("recall_failed_retry", format!("{detail}: {error}"))
+            Report::retry_later(RetryCause::RecallFailed, format!("{detail}: {error}"))
         }
     }
 }
@@ -439,14 +463,6 @@ fn names_a_record(id: &str) -> bool {
     let id = id.trim();
     !id.is_empty() && id.len() <= MAX_MSG_ID_BYTES && !id.chars().any(char::is_control)
 }
-
-/// Slack errors that mean the bot cannot post in that channel (any more).
-const CHANNEL_GONE: &[&str] = &[
-    "channel_not_found",
-    "not_in_channel",
-    "is_archived",
-    "channel_is_archived",
-];
 
 /// A reply whose remaining posts go to the outbox (or the dead letters)
 /// instead of Slack now.
@@ -468,7 +484,7 @@ impl Later<'_> {
         bridge: &Bridge,
         from: usize,
         failure: Option<Failure>,
-        outcome: &'static str,
+        outcome: Outcome,
     ) -> Report {
         let now = now_epoch_secs();
         let new = NewOutboxItem {
@@ -490,7 +506,7 @@ impl Later<'_> {
                 detail,
                 ..Report::done(outcome)
             },
-            Err(detail) => Report::retry_later("store_unavailable", detail),
+            Err(detail) => Report::retry_later(RetryCause::StoreUnavailable, detail),
         }
     }
 }

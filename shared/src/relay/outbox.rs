@@ -17,7 +17,10 @@
 //! under a lease, in sequence order, with exponential backoff per
 //! conversation and a 48 h limit.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Serialize;
@@ -27,19 +30,29 @@ use crate::bridge::Bridge;
 use crate::clock::{now_epoch_millis, now_epoch_secs, spread_bytes};
 use crate::dynamo::DynamoError;
 use crate::easemob::EasemobError;
+use crate::lambda::Function;
+use crate::relay::outcome::{
+    self, DeadLetterCause, FailureKind, LogIds, Outcome, Place, QueueCause,
+};
 use crate::relay::to_slack::OutgoingPost;
 use crate::relay::{to_kefu, to_slack};
 use crate::slack::web::SlackApiError;
 use crate::store::{
-    ClaimKey, Direction, NewOutboxItem, OutboxItem, WaitingConversation, MAX_PAYLOAD_BYTES,
+    ClaimKey, Direction, NewOutboxItem, OutboxItem, WaitingConversation, WorkspaceKey,
+    MAX_PAYLOAD_BYTES,
 };
 use crate::visitor::VisitorId;
+use crate::wakeup::WakeUp;
 
 /// A drain starts no new send after this much of its invocation: Lambda's
 /// timeout is 10 s (template.yaml) and a send may take 2 s.
 pub const DRAIN_BUDGET: Duration = Duration::from_secs(8);
 /// Time a send is given when deciding whether to start it.
 const SEND_ALLOWANCE: Duration = Duration::from_millis(2_000);
+/// Conversations one drain works on at once (docs/design.md §2 "When
+/// Easemob fails"): enough to keep up with a backlog, few enough to stay
+/// inside Slack's and Easemob's rate limits from one instance.
+pub const CONVERSATIONS_AT_ONCE: usize = 4;
 /// How long a drain holds a conversation: longer than any invocation.
 const LEASE_SECS: i64 = 60;
 /// Waiting messages (keys and times only) one look at the outbox reads:
@@ -58,63 +71,95 @@ pub const FIRST_RETRY_MAX_SECS: i64 = 10;
 /// …then the wait doubles, up to this.
 pub const MAX_BACKOFF_SECS: i64 = 15 * 60;
 
-/// Why a delivery stopped, as far as retrying is concerned.
+/// Why a delivery stopped, as far as retrying is concerned, and what
+/// failed (the `Reason` of the `DeliveryFailed` metric, relay/outcome.rs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// May work later: 5xx, timeout, refused connection, rate limit, a
     /// token Easemob still rejects after the one refresh.
     Transient {
+        kind: FailureKind,
         detail: String,
         /// The service asked for at least this long (`Retry-After`).
         retry_after: Option<u64>,
     },
     /// The same request will fail the same way: dead letter.
-    Permanent { reason: String },
+    Permanent { kind: FailureKind, reason: String },
+}
+
+impl Failure {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Failure::Transient { kind, .. } | Failure::Permanent { kind, .. } => *kind,
+        }
+    }
+
+    /// What becomes of the message now: queued for a retry, or dead.
+    pub fn handed_over(&self) -> Outcome {
+        match self {
+            Failure::Transient { kind, .. } => Outcome::Queued(QueueCause::Failed(*kind)),
+            Failure::Permanent { kind, .. } => {
+                Outcome::DeadLettered(DeadLetterCause::Failed(*kind))
+            }
+        }
+    }
 }
 
 /// Easemob's answer → retry or dead letter. Besides 401 and 429, a 403 is
 /// retried: Easemob answers it when the per-minute message quota (6,000)
 /// is spent. Any other 4xx (400 on a bad visitor, 404, 413) is permanent.
 pub fn kefu_failure(error: &EasemobError) -> Failure {
+    let transient = |kind, retry_after| Failure::Transient {
+        kind,
+        detail: error.to_string(),
+        retry_after,
+    };
     match error {
-        EasemobError::RateLimited { retry_after } => Failure::Transient {
-            detail: error.to_string(),
-            retry_after: *retry_after,
-        },
-        EasemobError::Unauthorized | EasemobError::Unavailable(_) => Failure::Transient {
-            detail: error.to_string(),
-            retry_after: None,
-        },
-        EasemobError::Rejected { status: 403, .. } => Failure::Transient {
-            detail: error.to_string(),
-            retry_after: None,
-        },
+        EasemobError::RateLimited { retry_after } => {
+            transient(FailureKind::KefuRateLimited, *retry_after)
+        }
+        EasemobError::Unauthorized => transient(FailureKind::TokenRefused, None),
+        EasemobError::Unavailable(_) => transient(FailureKind::KefuUnavailable, None),
+        EasemobError::Rejected { status: 403, .. } => transient(FailureKind::KefuRateLimited, None),
         EasemobError::Rejected { .. } => Failure::Permanent {
+            kind: FailureKind::KefuRejected,
             reason: error.to_string(),
         },
     }
 }
 
+/// Slack errors that mean the bot cannot post in that channel (any more).
+const CHANNEL_GONE: &[&str] = &[
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "channel_is_archived",
+];
+
 /// Slack's answer → retry or dead letter. A dead token, a channel the bot
 /// cannot post in and any other `ok: false` error are permanent; 429, 5xx,
 /// timeouts and answers that are not Slack's JSON are retried.
 pub fn slack_failure(error: &SlackApiError) -> Failure {
+    let transient = |kind, retry_after| Failure::Transient {
+        kind,
+        detail: error.to_string(),
+        retry_after,
+    };
+    let permanent = |kind| Failure::Permanent {
+        kind,
+        reason: error.to_string(),
+    };
     match error {
-        SlackApiError::RateLimited { retry_after } => Failure::Transient {
-            detail: error.to_string(),
-            retry_after: *retry_after,
-        },
-        SlackApiError::Malformed(_) => Failure::Transient {
-            detail: error.to_string(),
-            retry_after: None,
-        },
-        error if error.is_transient() => Failure::Transient {
-            detail: error.to_string(),
-            retry_after: None,
-        },
-        error => Failure::Permanent {
-            reason: error.to_string(),
-        },
+        SlackApiError::RateLimited { retry_after } => {
+            transient(FailureKind::SlackRateLimited, *retry_after)
+        }
+        SlackApiError::Malformed(_) => transient(FailureKind::SlackUnavailable, None),
+        error if error.is_transient() => transient(FailureKind::SlackUnavailable, None),
+        error if error.is_auth_failure() => permanent(FailureKind::TokenRefused),
+        SlackApiError::Api(code) if CHANNEL_GONE.contains(&code.as_str()) => {
+            permanent(FailureKind::SlackChannelGone)
+        }
+        _ => permanent(FailureKind::SlackRejected),
     }
 }
 
@@ -156,20 +201,21 @@ pub(crate) async fn accept(
         Some(Failure::Transient {
             detail,
             retry_after,
+            ..
         }) => {
             new.attempts = 1;
             new.next_attempt_at = retry_at(now, 1, *retry_after);
             new.last_error = Some(detail.clone());
             queue(bridge, new).await
         }
-        Some(Failure::Permanent { reason }) => {
+        Some(Failure::Permanent { reason, .. }) => {
             new.last_error = Some(reason.clone());
             dead_letter(bridge, new, reason).await
         }
     };
     let detail = failure.map(|f| match f {
         Failure::Transient { detail, .. } => detail,
-        Failure::Permanent { reason } => reason,
+        Failure::Permanent { reason, .. } => reason,
     });
     match stored {
         Ok(()) => {
@@ -212,7 +258,33 @@ pub(crate) async fn queue(bridge: &Bridge, new: NewOutboxItem) -> Result<(), Dyn
             "outbox_queued"
         );
     }
+    wake_at(
+        bridge,
+        new.direction,
+        &new.workspace,
+        &new.visitor,
+        new.next_attempt_at,
+    )
+    .await;
     Ok(())
+}
+
+/// Asks SQS to wake this function's drain for the conversation at `at`
+/// (epoch s; docs/design.md §1 "Retry wake-ups (SQS)"). Best effort: the
+/// outbox stays the truth and the minute schedule the safety net.
+async fn wake_at(
+    bridge: &Bridge,
+    direction: Direction,
+    workspace: &WorkspaceKey,
+    visitor: &str,
+    at: i64,
+) {
+    let wake_up = WakeUp {
+        direction,
+        workspace: workspace.clone(),
+        visitor: visitor.to_string(),
+    };
+    bridge.wakeups.send(&wake_up, at - now_epoch_secs()).await;
 }
 
 /// Records a message that can never be delivered, with the reason.
@@ -274,9 +346,38 @@ pub struct DrainSummary {
     pub leased_elsewhere: usize,
     /// The drain ran out of time (or the table failed) with work left.
     pub stopped_early: bool,
+    /// Messages this drain saw waiting (the `OutboxDepth` metric).
+    pub waiting_seen: usize,
+    /// When the oldest message it saw was queued (epoch s).
+    pub oldest_seen_at: Option<i64>,
 }
 
 impl DrainSummary {
+    /// Counts what waits in a conversation the drain looked at.
+    fn saw(&mut self, conversation: &WaitingConversation) {
+        self.waiting_seen += conversation.items;
+        let oldest = self
+            .oldest_seen_at
+            .unwrap_or(conversation.oldest_created_at);
+        self.oldest_seen_at = Some(oldest.min(conversation.oldest_created_at));
+    }
+
+    /// Adds what another part of the same drain did.
+    fn add(&mut self, other: &DrainSummary) {
+        self.delivered += other.delivered;
+        self.retried_later += other.retried_later;
+        self.dead_lettered += other.dead_lettered;
+        self.conversations += other.conversations;
+        self.not_due += other.not_due;
+        self.leased_elsewhere += other.leased_elsewhere;
+        self.stopped_early |= other.stopped_early;
+        self.waiting_seen += other.waiting_seen;
+        self.oldest_seen_at = match (self.oldest_seen_at, other.oldest_seen_at) {
+            (Some(mine), Some(theirs)) => Some(mine.min(theirs)),
+            (mine, theirs) => mine.or(theirs),
+        };
+    }
+
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
@@ -322,7 +423,10 @@ enum Delivery {
 /// Delivers what waits in `direction`, oldest first per conversation,
 /// starting no send after `deadline`. Leases are released when it ends.
 ///
-/// The outbox is read a page at a time. A drain that runs out of time
+/// The outbox is read a page at a time, and up to
+/// [`CONVERSATIONS_AT_ONCE`] conversations of a page are drained at once,
+/// each strictly in order under its own lease: a slow or failing
+/// conversation does not hold up the others. A drain that runs out of time
 /// remembers (in this instance) the last conversation that had its turn,
 /// and the next drain starts after it and then wraps around: when a backlog
 /// takes several drains, each conversation gets its turn, none always
@@ -337,7 +441,7 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
     // Past the end once: then from the first conversation up to `resume`.
     let mut wrapped = resume.is_none();
     let mut last_turn: Option<String> = None;
-    'pages: loop {
+    loop {
         if remaining(deadline) < SEND_ALLOWANCE {
             summary.stopped_early = true;
             break;
@@ -354,25 +458,49 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
                 break;
             }
         };
-        for conversation in &page.conversations {
-            let seen_before = wrapped
+        let seen_before = |conversation: &&WaitingConversation| {
+            wrapped
                 && resume
                     .as_deref()
-                    .is_some_and(|start| conversation.visitor.as_str() > start);
-            if seen_before {
-                break 'pages;
+                    .is_some_and(|start| conversation.visitor.as_str() > start)
+        };
+        let turns: Vec<&WaitingConversation> = page
+            .conversations
+            .iter()
+            .take_while(|conversation| !seen_before(conversation))
+            .collect();
+        for conversation in &turns {
+            summary.saw(conversation);
+        }
+        let reached_start = turns.len() < page.conversations.len();
+        let stop = AtomicBool::new(false);
+        // The turns are built first and only then streamed: a stream that
+        // maps with a borrowing closure is not `Send` (rust-lang/rust#102211).
+        let pending: Vec<_> = turns
+            .iter()
+            .enumerate()
+            .map(|(index, conversation)| {
+                take_turn(bridge, direction, conversation, index, deadline, &stop)
+            })
+            .collect();
+        let mut results: Vec<Turn> = stream::iter(pending)
+            .buffer_unordered(CONVERSATIONS_AT_ONCE)
+            .collect()
+            .await;
+        // Turns start in page order, so those that ran are a prefix of it.
+        results.sort_by_key(|turn| turn.index);
+        for turn in results {
+            summary.add(&turn.summary);
+            if turn.ran {
+                last_turn = Some(turns[turn.index].visitor.clone());
             }
-            if remaining(deadline) < SEND_ALLOWANCE {
-                summary.stopped_early = true;
-                break 'pages;
-            }
-            let keep_going =
-                drain_waiting(bridge, direction, conversation, deadline, &mut summary).await;
-            last_turn = Some(conversation.visitor.clone());
-            if !keep_going {
-                summary.stopped_early = true;
-                break 'pages;
-            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            summary.stopped_early = true;
+            break;
+        }
+        if reached_start {
+            break;
         }
         match page.conversations.last() {
             Some(last) if page.more => after = Some(last.visitor.clone()),
@@ -397,9 +525,114 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
         not_due = summary.not_due,
         leased_elsewhere = summary.leased_elsewhere,
         stopped_early = summary.stopped_early,
+        waiting_seen = summary.waiting_seen,
         "outbox_drained"
     );
+    let oldest_age = summary
+        .oldest_seen_at
+        .map_or(0, |created_at| (now_epoch_secs() - created_at).max(0));
+    outcome::record_depth(
+        &bridge.metrics,
+        drain_place(direction),
+        summary.waiting_seen,
+        oldest_age,
+    );
     summary
+}
+
+/// One conversation's turn in a drain.
+struct Turn {
+    /// Its place on the page.
+    index: usize,
+    /// False when the drain had already stopped before its turn began.
+    ran: bool,
+    summary: DrainSummary,
+}
+
+/// A conversation's turn, unless the drain has stopped; sets `stop` when
+/// the whole drain must stop (out of time, or the table failing).
+async fn take_turn(
+    bridge: &Bridge,
+    direction: Direction,
+    conversation: &WaitingConversation,
+    index: usize,
+    deadline: Instant,
+    stop: &AtomicBool,
+) -> Turn {
+    let mut summary = DrainSummary::default();
+    if stop.load(Ordering::Relaxed) || remaining(deadline) < SEND_ALLOWANCE {
+        stop.store(true, Ordering::Relaxed);
+        return Turn {
+            index,
+            ran: false,
+            summary,
+        };
+    }
+    if !drain_waiting(bridge, direction, conversation, deadline, &mut summary).await {
+        stop.store(true, Ordering::Relaxed);
+    }
+    Turn {
+        index,
+        ran: true,
+        summary,
+    }
+}
+
+/// How draining the one conversation a wake-up names went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationDrain {
+    /// Everything due went (or failed and was rescheduled, with its own
+    /// wake-up), or nothing was due, or another drain holds it.
+    Done,
+    /// Due messages are left: out of time, or the table failing. The
+    /// wake-up should be seen again.
+    Unfinished,
+}
+
+/// Drains exactly `workspace`'s conversation with `visitor`, with the same
+/// lease, order and paging as a scheduled drain (docs/design.md §1 "Retry
+/// wake-ups (SQS)"). Nothing due, nothing done.
+pub async fn drain_one(
+    bridge: &Bridge,
+    direction: Direction,
+    workspace: &WorkspaceKey,
+    visitor: &str,
+    deadline: Instant,
+) -> (ConversationDrain, DrainSummary) {
+    let mut summary = DrainSummary {
+        direction: direction.tag(),
+        ..DrainSummary::default()
+    };
+    let head = match bridge
+        .store
+        .conversation_outbox(direction, visitor, 0, 1)
+        .await
+    {
+        Ok(items) => items.into_iter().next(),
+        Err(error) => {
+            tracing::error!(%error, visitor, "outbox_drain_store_unavailable");
+            return (ConversationDrain::Unfinished, summary);
+        }
+    };
+    // The outbox is the truth: a wake-up only says where to look.
+    let Some(head) = head.filter(|head| head.workspace == *workspace) else {
+        return (ConversationDrain::Done, summary);
+    };
+    let conversation = WaitingConversation {
+        workspace: head.workspace,
+        visitor: head.visitor,
+        items: 1,
+        head_next_attempt_at: head.next_attempt_at,
+        oldest_created_at: head.created_at,
+    };
+    let finished = drain_waiting(bridge, direction, &conversation, deadline, &mut summary).await;
+    let outcome = if finished {
+        ConversationDrain::Done
+    } else {
+        summary.stopped_early = true;
+        ConversationDrain::Unfinished
+    };
+    (outcome, summary)
 }
 
 /// One conversation with messages waiting: skipped when not due or leased
@@ -513,11 +746,25 @@ async fn drain_item(
         summary.not_due += 1;
         return ItemOutcome::ConversationWaits;
     }
+    let tell = |outcome: Outcome, detail: Option<&str>| {
+        let ids = LogIds {
+            visitor: Some(visitor),
+            seq: Some(item.seq),
+            detail,
+            parts: item.parts.len(),
+            ..LogIds::default()
+        };
+        outcome::record(&bridge.metrics, drain_place(direction), outcome, ids);
+    };
     let booked = if now - item.created_at > GIVE_UP_AFTER_SECS {
         let reason = format!(
             "gave up after 48 h ({} attempts; last error: {})",
             item.attempts,
             item.last_error.as_deref().unwrap_or("none")
+        );
+        tell(
+            Outcome::DeadLettered(DeadLetterCause::Expired),
+            Some(&reason),
         );
         summary.dead_lettered += 1;
         bridge
@@ -527,6 +774,7 @@ async fn drain_item(
     } else {
         match deliver(bridge, &item, deadline).await {
             Delivery::Delivered => {
+                tell(Outcome::Delivered { latency: None }, None);
                 summary.delivered += 1;
                 bridge.store.finish_outbox_item(&item).await
             }
@@ -550,21 +798,18 @@ async fn drain_item(
                 parts_done,
                 failure:
                     Failure::Transient {
+                        kind,
                         detail,
                         retry_after,
                     },
             } => {
                 let attempts = item.attempts.saturating_add(1);
                 let next = retry_at(now_epoch_secs(), attempts, retry_after);
-                tracing::warn!(
-                    direction = direction.tag(),
-                    visitor,
-                    seq = item.seq,
-                    attempts,
-                    retry_in = next - now_epoch_secs(),
-                    error = %detail,
-                    "outbox_retry_later"
+                let told = format!(
+                    "attempt {attempts}, retry in {} s: {detail}",
+                    next - now_epoch_secs()
                 );
+                tell(Outcome::RetryScheduled(kind), Some(&told));
                 summary.retried_later += 1;
                 let kept = bridge
                     .store
@@ -574,19 +819,17 @@ async fn drain_item(
                     tracing::error!(%error, visitor, "outbox_progress_not_recorded");
                     return ItemOutcome::StopDrain;
                 }
+                wake_at(bridge, direction, &item.workspace, visitor, next).await;
                 // Later messages of this conversation wait behind it.
                 return ItemOutcome::ConversationWaits;
             }
             Delivery::Failed {
                 parts_done,
-                failure: Failure::Permanent { reason },
+                failure: Failure::Permanent { kind, reason },
             } => {
-                tracing::warn!(
-                    direction = direction.tag(),
-                    visitor,
-                    seq = item.seq,
-                    reason,
-                    "dead_lettered"
+                tell(
+                    Outcome::DeadLettered(DeadLetterCause::Failed(kind)),
+                    Some(&reason),
                 );
                 summary.dead_lettered += 1;
                 bridge
@@ -603,6 +846,20 @@ async fn drain_item(
         return ItemOutcome::StopDrain;
     }
     ItemOutcome::Settled { seq: item.seq }
+}
+
+/// Where a drain's outcomes are told: each direction is drained by the
+/// function that receives its messages (docs/design.md §1; lambda.rs).
+fn drain_place(direction: Direction) -> Place {
+    let function = match direction {
+        Direction::ToKefu => Function::SlackEvents,
+        Direction::ToSlack => Function::EasemobCallback,
+    };
+    Place {
+        function,
+        direction,
+        event: "outbox_item",
+    }
 }
 
 async fn deliver(bridge: &Bridge, item: &OutboxItem, deadline: Instant) -> Delivery {
@@ -624,6 +881,7 @@ async fn deliver_to_kefu(bridge: &Bridge, item: &OutboxItem, deadline: Instant) 
             return failed(
                 start,
                 Failure::Permanent {
+                    kind: FailureKind::KefuRejected,
                     reason: format!("not a visitor id: {error}"),
                 },
             )
@@ -647,19 +905,20 @@ async fn deliver_to_kefu(bridge: &Bridge, item: &OutboxItem, deadline: Instant) 
 
 async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant) -> Delivery {
     let start = item.parts_done;
-    let permanent = |reason: String| Delivery::Failed {
+    let permanent = |kind: FailureKind, reason: String| Delivery::Failed {
         parts_done: start,
-        failure: Failure::Permanent { reason },
+        failure: Failure::Permanent { kind, reason },
     };
     // The installation is read now, not when the reply was queued: the
     // token may have rotated, the workspace may be gone.
     let installation = match bridge.installation(&item.workspace).await {
         Ok(Some(installation)) => installation,
-        Ok(None) => return permanent("workspace uninstalled".into()),
+        Ok(None) => return permanent(FailureKind::TokenRefused, "workspace uninstalled".into()),
         Err(error) => {
             return Delivery::Failed {
                 parts_done: start,
                 failure: Failure::Transient {
+                    kind: FailureKind::StoreUnavailable,
                     detail: error.to_string(),
                     retry_after: None,
                 },
@@ -667,7 +926,10 @@ async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant)
         }
     };
     if installation.needs_reinstall {
-        return permanent("workspace needs reinstall: its bot token was refused".into());
+        return permanent(
+            FailureKind::TokenRefused,
+            "workspace needs reinstall: its bot token was refused".into(),
+        );
     }
     // A question's record comes with its post: `send_posts` stores it.
     let posts: Vec<OutgoingPost> = match item
@@ -677,7 +939,12 @@ async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant)
         .collect()
     {
         Ok(posts) => posts,
-        Err(error) => return permanent(format!("unreadable chat.postMessage payload: {error}")),
+        Err(error) => {
+            return permanent(
+                FailureKind::SlackRejected,
+                format!("unreadable chat.postMessage payload: {error}"),
+            )
+        }
     };
     let mut carried = Vec::new();
     let sent = to_slack::send_posts(
@@ -791,6 +1058,42 @@ mod tests {
         ] {
             assert!(!transient(slack_failure(&SlackApiError::Api(code.into()))));
         }
+    }
+
+    #[test]
+    fn failures_name_what_failed() {
+        let kind = |f: Failure| f.kind();
+        assert_eq!(
+            kind(kefu_failure(&EasemobError::RateLimited {
+                retry_after: None
+            })),
+            FailureKind::KefuRateLimited
+        );
+        assert_eq!(
+            kind(kefu_failure(&EasemobError::Rejected {
+                status: 400,
+                error: "illegal_argument".into()
+            })),
+            FailureKind::KefuRejected
+        );
+        assert_eq!(
+            kind(slack_failure(&SlackApiError::Unavailable(
+                "HTTP 500".into()
+            ))),
+            FailureKind::SlackUnavailable
+        );
+        assert_eq!(
+            kind(slack_failure(&SlackApiError::Api("invalid_auth".into()))),
+            FailureKind::TokenRefused
+        );
+        assert_eq!(
+            kind(slack_failure(&SlackApiError::Api("is_archived".into()))),
+            FailureKind::SlackChannelGone
+        );
+        assert_eq!(
+            kind(slack_failure(&SlackApiError::Api("no_text".into()))),
+            FailureKind::SlackRejected
+        );
     }
 
     #[test]

@@ -8,8 +8,12 @@ use crate::dynamo::DynamoError;
 use crate::easemob::visitor_message::VisitorEnvelope;
 use crate::easemob::{EasemobError, TextMessage};
 use crate::http_types::{HttpRequest, HttpResponse};
+use crate::lambda::Function;
 use crate::loop_guard::{not_forwarded, BridgeIdentity};
 use crate::relay::outbox::{self, Failure};
+use crate::relay::outcome::{
+    self, Handled, LogIds, LoopRule, Outcome, Place, QueueCause, Rejection, RetryCause, Skip,
+};
 use crate::relay::{files, routing, to_kefu, visitor_profile};
 use crate::slack::events::{
     is_supported_channel_type, message_change, Envelope, Event, EventCallback, MessageChange,
@@ -85,19 +89,18 @@ pub async fn handle(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
                 tracing::warn!(reason, outcome = "malformed_ids", "slack_event");
                 return reject(400, reason);
             }
-            let retry = request.header("x-slack-retry-num").map(str::to_string);
             let report = handle_callback(bridge, &callback, deadline).await;
-            tracing::info!(
-                event_id = %callback.event_id,
-                team = %callback.team_id,
-                channel = report.channel.as_deref(),
-                retry = retry.as_deref(),
-                outcome = report.outcome,
-                detail = report.detail.as_deref(),
-                parts = report.parts,
-                "slack_event"
-            );
-            report.response
+            let ids = LogIds {
+                event_id: Some(&callback.event_id),
+                team: Some(&callback.team_id),
+                channel: report.channel.as_deref(),
+                retry: request.header("x-slack-retry-num"),
+                detail: report.detail.as_deref(),
+                parts: report.parts,
+                ..LogIds::default()
+            };
+            outcome::record(&bridge.metrics, PLACE, report.outcome, ids);
+            response_for(report.outcome)
         }
     }
 }
@@ -128,32 +131,52 @@ fn check_ids(callback: &EventCallback) -> Result<(), &'static str> {
     }
 }
 
+/// Where this handler's outcomes are told (relay/outcome.rs).
+const PLACE: Place = Place {
+    function: Function::SlackEvents,
+    direction: Direction::ToKefu,
+    event: "slack_event",
+};
+
+/// The answer Slack gets for an outcome: 200 stops its retries, a 4xx
+/// carries the reason and asks for none, 503 asks for one.
+fn response_for(outcome: Outcome) -> HttpResponse {
+    match outcome {
+        Outcome::Rejected(rejection) => reject(outcome.status(), rejection.reason()),
+        Outcome::RetryLater(_) => HttpResponse::text(
+            outcome.status(),
+            format!("temporarily unavailable: {}", outcome.name(PLACE.direction)),
+        ),
+        _ => HttpResponse::text(outcome.status(), ""),
+    }
+}
+
+/// What happened to one event: its outcome and the log line's details.
 struct Report {
-    outcome: &'static str,
+    outcome: Outcome,
     detail: Option<String>,
     channel: Option<String>,
     parts: usize,
-    response: HttpResponse,
 }
 
 impl Report {
-    fn done(outcome: &'static str) -> Self {
+    fn done(outcome: Outcome) -> Self {
         Self {
             outcome,
             detail: None,
             channel: None,
             parts: 0,
-            response: ok(),
         }
     }
 
-    fn retry_later(outcome: &'static str, detail: String) -> Self {
+    fn skipped(skip: Skip) -> Self {
+        Self::done(Outcome::NotForUs(skip))
+    }
+
+    fn retry_later(cause: RetryCause, detail: String) -> Self {
         Self {
-            outcome,
-            response: HttpResponse::text(503, format!("temporarily unavailable: {outcome}")),
             detail: Some(detail),
-            channel: None,
-            parts: 0,
+            ..Self::done(Outcome::RetryLater(cause))
         }
     }
 
@@ -168,9 +191,8 @@ async fn handle_callback(bridge: &Bridge, callback: &EventCallback, deadline: In
         Ok(event) => event,
         Err(error) => {
             return Report {
-                response: reject(400, "event has unexpected field types"),
                 detail: Some(error.to_string()),
-                ..Report::done("malformed_event")
+                ..Report::done(Outcome::Rejected(Rejection::MalformedEvent))
             }
         }
     };
@@ -183,7 +205,7 @@ async fn handle_callback(bridge: &Bridge, callback: &EventCallback, deadline: In
         callback.enterprise_id.as_deref(),
     ];
     if !is_uninstall && !bridge.config.allowed_workspaces.allows(ids) {
-        return Report::done("workspace_not_allowed");
+        return Report::skipped(Skip::WorkspaceNotAllowed);
     }
     match event {
         Event::Message(message) => {
@@ -192,12 +214,12 @@ async fn handle_callback(bridge: &Bridge, callback: &EventCallback, deadline: In
                 .await
                 .with_channel(channel.as_deref())
         }
-        Event::AppUninstalled => uninstall(bridge, callback, "app_uninstalled").await,
+        Event::AppUninstalled => uninstall(bridge, callback, Handled::AppUninstalled).await,
         Event::TokensRevoked { tokens } if !tokens.bot.is_empty() => {
-            uninstall(bridge, callback, "tokens_revoked").await
+            uninstall(bridge, callback, Handled::TokensRevoked).await
         }
-        Event::TokensRevoked { .. } => Report::done("user_tokens_revoked_ignored"),
-        Event::Other => Report::done("unhandled_event_type"),
+        Event::TokensRevoked { .. } => Report::skipped(Skip::UserTokensRevokedIgnored),
+        Event::Other => Report::skipped(Skip::UnhandledEventType),
     }
 }
 
@@ -235,15 +257,15 @@ fn workspace_key(callback: &EventCallback) -> WorkspaceKey {
 
 /// `app_uninstalled` / bot `tokens_revoked`: delete the installation and
 /// everything cached for the workspace. Idempotent.
-async fn uninstall(bridge: &Bridge, callback: &EventCallback, outcome: &'static str) -> Report {
+async fn uninstall(bridge: &Bridge, callback: &EventCallback, done: Handled) -> Report {
     let key = workspace_key(callback);
     bridge.forget_workspace(&key);
     match bridge.store.delete_workspace(&key).await {
         Ok(deleted) => Report {
             detail: Some(format!("{deleted} records deleted")),
-            ..Report::done(outcome)
+            ..Report::done(Outcome::Handled(done))
         },
-        Err(error) => Report::retry_later("store_unavailable", error.to_string()),
+        Err(error) => Report::retry_later(RetryCause::StoreUnavailable, error.to_string()),
     }
 }
 
@@ -253,14 +275,16 @@ async fn handle_message(
     message: &MessageEvent,
     deadline: Instant,
 ) -> Report {
+    // The handler's start, for the delivery latency.
+    let started = deadline - BUDGET;
     let channel_type = message.channel_type.as_deref().unwrap_or("");
     if !is_supported_channel_type(channel_type) {
-        return Report::done("unsupported_channel_type");
+        return Report::skipped(Skip::UnsupportedChannelType);
     }
     let installation = match find_installation(bridge, callback).await {
         Ok(Some(installation)) => installation,
-        Ok(None) => return Report::done("workspace_not_installed"),
-        Err(error) => return Report::retry_later("store_unavailable", error.to_string()),
+        Ok(None) => return Report::skipped(Skip::WorkspaceNotInstalled),
+        Err(error) => return Report::retry_later(RetryCause::StoreUnavailable, error.to_string()),
     };
     let me = BridgeIdentity {
         bot_id: &installation.bot_id,
@@ -284,27 +308,27 @@ async fn handle_message(
     {
         return Report {
             detail: Some(reason.rule()),
-            ..Report::done(reason.outcome())
+            ..Report::done(Outcome::LoopPrevented(LoopRule::SlackBot(reason)))
         };
     }
     let Some(written) = written else {
         return Report {
             detail: message.subtype.clone(),
-            ..Report::done("subtype_not_forwarded")
+            ..Report::skipped(Skip::SubtypeNotForwarded)
         };
     };
     let (Some(user), Some(channel)) = (
         written.user.as_deref().and_then(UserId::parse),
         message.channel.as_deref().and_then(ChannelId::parse),
     ) else {
-        return Report::done("missing_user_or_channel");
+        return Report::skipped(Skip::MissingUserOrChannel);
     };
     let visitor = match VisitorId::new(installation.key.id(), &user, &channel) {
         Ok(visitor) => visitor,
         Err(error) => {
             return Report {
                 detail: Some(error.to_string()),
-                ..Report::done("visitor_id_invalid")
+                ..Report::skipped(Skip::VisitorIdInvalid)
             }
         }
     };
@@ -312,14 +336,14 @@ async fn handle_message(
     let claim_key = ClaimKey::SlackEvent(callback.event_id.clone());
     let parts_done = match bridge.store.claim(&claim_key, CLAIM_LEASE_SECS).await {
         Ok(Claim::Acquired { parts_done }) => parts_done as usize,
-        Ok(Claim::Completed) => return Report::done("duplicate_already_delivered"),
+        Ok(Claim::Completed) => return Report::done(Outcome::Duplicate),
         Ok(Claim::InProgress) => {
             return Report::retry_later(
-                "duplicate_in_progress",
+                RetryCause::DuplicateInProgress,
                 "another delivery holds the claim".into(),
             )
         }
-        Err(error) => return Report::retry_later("store_unavailable", error.to_string()),
+        Err(error) => return Report::retry_later(RetryCause::StoreUnavailable, error.to_string()),
     };
 
     // The message's lookups, at once and within a slice of its time:
@@ -358,7 +382,7 @@ async fn handle_message(
     };
     if text.trim().is_empty() && files.is_empty() {
         let _ = bridge.store.complete_claim(&claim_key, 0).await;
-        return Report::done("empty_message");
+        return Report::skipped(Skip::EmptyMessage);
     }
 
     // The one read of the conversation record: the thread it is in, and
@@ -371,7 +395,7 @@ async fn handle_message(
         Ok(conversation) => conversation,
         Err(error) => {
             release(bridge, &claim_key, parts_done).await;
-            return Report::retry_later("store_unavailable", error.to_string());
+            return Report::retry_later(RetryCause::StoreUnavailable, error.to_string());
         }
     };
     if let MessageChange::Wrote(_) = change {
@@ -447,7 +471,12 @@ async fn handle_message(
     };
     if conversation.to_kefu.pending > 0 {
         return later
-            .hand_over(bridge, parts_done, None, "queued_behind_waiting_messages")
+            .hand_over(
+                bridge,
+                parts_done,
+                None,
+                Outcome::Queued(QueueCause::BehindWaiting),
+            )
             .await;
     }
     if let Err(error) = to_kefu::ensure_registered(bridge, &installation.key, &visitor).await {
@@ -458,13 +487,14 @@ async fn handle_message(
         // for a slow answer, else they go to the outbox.
         if index > parts_done && remaining(deadline) < PART_ALLOWANCE {
             return later
-                .hand_over(bridge, index, None, "queued_out_of_time")
+                .hand_over(bridge, index, None, Outcome::Queued(QueueCause::OutOfTime))
                 .await;
         }
         if let Err(error) = to_kefu::send_body(bridge, body, deadline).await {
             return later.failed(bridge, index, &error).await;
         }
     }
+    let latency = started.elapsed();
     // Delivered: answer 200 even if recording completion fails, so Slack does
     // not retry; the claim's lease still blocks re-delivery meanwhile.
     if let Err(error) = bridge
@@ -476,7 +506,9 @@ async fn handle_message(
     }
     Report {
         parts: bodies.len(),
-        ..Report::done("forwarded_to_kefu")
+        ..Report::done(Outcome::Delivered {
+            latency: Some(latency),
+        })
     }
 }
 
@@ -494,11 +526,7 @@ impl Later<'_> {
     /// Kefu did not take part `index`: retry later, or never.
     async fn failed(&self, bridge: &Bridge, index: usize, error: &EasemobError) -> Report {
         let failure = outbox::kefu_failure(error);
-        let outcome = match (&failure, error) {
-            (Failure::Permanent { .. }, _) => "kefu_rejected_dead_lettered",
-            (_, EasemobError::RateLimited { .. }) => "kefu_rate_limited_queued",
-            _ => "kefu_unavailable_queued",
-        };
+        let outcome = failure.handed_over();
         self.hand_over(bridge, index, Some(failure), outcome).await
     }
 
@@ -510,7 +538,7 @@ impl Later<'_> {
         bridge: &Bridge,
         from: usize,
         failure: Option<Failure>,
-        outcome: &'static str,
+        outcome: Outcome,
     ) -> Report {
         let now = now_epoch_secs();
         let new = NewOutboxItem {
@@ -541,7 +569,7 @@ impl Later<'_> {
                 detail,
                 ..Report::done(outcome)
             },
-            Err(detail) => Report::retry_later("store_unavailable", detail),
+            Err(detail) => Report::retry_later(RetryCause::StoreUnavailable, detail),
         }
     }
 }

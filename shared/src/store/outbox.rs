@@ -180,6 +180,8 @@ pub struct WaitingConversation {
     pub items: usize,
     /// When the first waiting message may be tried (the rest wait behind it).
     pub head_next_attempt_at: i64,
+    /// When the oldest of its messages on this page was queued (epoch s).
+    pub oldest_created_at: i64,
 }
 
 /// One page of [`Store::waiting_conversations`].
@@ -382,7 +384,7 @@ impl Store {
                 ":last",
                 str_attr(format!("{}#{AFTER_ALL}", direction.tag())),
             )
-            .projection_expression("sk, workspace, next_attempt_at")
+            .projection_expression("sk, workspace, next_attempt_at, created_at")
             .limit(limit)
             .consistent_read(true)
             .send()
@@ -399,13 +401,18 @@ impl Store {
             else {
                 continue;
             };
+            let created_at = item.n("created_at").unwrap_or(0);
             match page.conversations.last_mut() {
-                Some(last) if last.visitor == visitor => last.items += 1,
+                Some(last) if last.visitor == visitor => {
+                    last.items += 1;
+                    last.oldest_created_at = last.oldest_created_at.min(created_at);
+                }
                 _ => page.conversations.push(WaitingConversation {
                     workspace: WorkspaceKey::from_id(item.s("workspace").unwrap_or_default()),
                     visitor: visitor.to_string(),
                     items: 1,
                     head_next_attempt_at: item.n("next_attempt_at").unwrap_or(0),
+                    oldest_created_at: created_at,
                 }),
             }
         }

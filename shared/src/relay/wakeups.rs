@@ -1,0 +1,95 @@
+//! The answer to an SQS event of retry wake-ups (docs/design.md §1 "Retry
+//! wake-ups (SQS)"): each record names one conversation, which is drained
+//! at once; records to be seen again are answered in `batchItemFailures`.
+//!
+//! A record is listed when its conversation still had due messages this
+//! invocation could not deliver (out of time, or DynamoDB failing): SQS
+//! brings it back after its visibility timeout. A record whose body is not a
+//! wake-up is logged and not listed: it would never get better. A message
+//! that failed again was rescheduled with a wake-up of its own, so its
+//! record is done.
+
+use std::time::Instant;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use serde_json::Value;
+
+use crate::bridge::Bridge;
+use crate::relay::outbox::{self, ConversationDrain};
+use crate::store::Direction;
+use crate::wakeup::{WakeUp, WakeUpError};
+
+/// Drains the conversations `event`'s records name, one after another,
+/// for this function's `direction`.
+pub async fn handle(
+    bridge: &Bridge,
+    direction: Direction,
+    event: SqsEvent,
+    deadline: Instant,
+) -> Value {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let message_id = record.message_id.unwrap_or_default();
+        let wake_up = read(direction, record.body.as_deref());
+        let wake_up = match wake_up {
+            Ok(wake_up) => wake_up,
+            Err(error) => {
+                tracing::warn!(message_id, %error, "retry_wakeup_malformed");
+                continue;
+            }
+        };
+        let (outcome, summary) = outbox::drain_one(
+            bridge,
+            direction,
+            &wake_up.workspace,
+            &wake_up.visitor,
+            deadline,
+        )
+        .await;
+        tracing::info!(
+            message_id,
+            direction = direction.tag(),
+            visitor = %wake_up.visitor,
+            delivered = summary.delivered,
+            retried_later = summary.retried_later,
+            dead_lettered = summary.dead_lettered,
+            not_due = summary.not_due,
+            leased_elsewhere = summary.leased_elsewhere,
+            unfinished = outcome == ConversationDrain::Unfinished,
+            "retry_wakeup"
+        );
+        if outcome == ConversationDrain::Unfinished {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message_id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    to_json(&response)
+}
+
+/// What a function that drains nothing answers an SQS event: nothing to see
+/// again.
+pub fn nothing_to_drain(event: &SqsEvent) -> Value {
+    tracing::info!(
+        records = event.records.len(),
+        outcome = "nothing_to_do",
+        "sqs_event"
+    );
+    to_json(&SqsBatchResponse::default())
+}
+
+/// A record's body as a wake-up for this function's `direction`.
+fn read(direction: Direction, body: Option<&str>) -> Result<WakeUp, WakeUpError> {
+    let wake_up = WakeUp::parse(body.unwrap_or_default())?;
+    if wake_up.direction != direction {
+        return Err(WakeUpError::Unreadable(format!(
+            "direction {} is not drained by this function",
+            wake_up.direction.tag()
+        )));
+    }
+    Ok(wake_up)
+}
+
+fn to_json(response: &SqsBatchResponse) -> Value {
+    serde_json::to_value(response).unwrap_or(Value::Null)
+}
