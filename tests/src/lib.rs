@@ -18,6 +18,7 @@ pub mod outbox_kit;
 pub mod rich_kit;
 pub mod runtime_emulator;
 pub mod signing;
+pub mod template;
 
 pub use app::TestApp;
 pub use fake_server::{Recorded, Reply};
