@@ -145,6 +145,41 @@ impl Store {
         Ok(item.and_then(|item| Installation::from_item(key.clone(), &item)))
     }
 
+    /// Every installation, for operators (`kefu-bridge-admin installations
+    /// list`): a paged Scan for installation records. Never on a request
+    /// path: the functions always know which workspace they need.
+    pub async fn installations(&self) -> Result<Vec<Installation>, DynamoError> {
+        let mut found = Vec::new();
+        let mut start: Option<serde_json::Value> = None;
+        loop {
+            let mut input = json!({
+                "TableName": self.table,
+                "FilterExpression": "sk = :sk",
+                "ExpressionAttributeValues": { ":sk": str_attr("INSTALLATION") },
+                "ConsistentRead": true,
+            });
+            if let Some(key) = start.take() {
+                input["ExclusiveStartKey"] = key;
+            }
+            let out = self.db.call("Scan", &input).await?;
+            for item in out["Items"].as_array().into_iter().flatten() {
+                let Some(item) = item.as_object() else {
+                    continue;
+                };
+                let Some(id) = item.s("pk").and_then(|pk| pk.strip_prefix("WORKSPACE#")) else {
+                    continue;
+                };
+                found.extend(Installation::from_item(WorkspaceKey::from_id(id), item));
+            }
+            match out.get("LastEvaluatedKey") {
+                Some(key) if key.as_object().is_some_and(|k| !k.is_empty()) => {
+                    start = Some(key.clone())
+                }
+                _ => return Ok(found),
+            }
+        }
+    }
+
     /// Creates or replaces (reinstall: new token and scopes, same record).
     pub async fn put_installation(&self, installation: &Installation) -> Result<(), DynamoError> {
         self.db
