@@ -2,6 +2,7 @@
 //! (docs/design.md §1 "Admin CLI": non-zero exit with a one-line reason).
 //! Nothing here names a token or a secret.
 
+use aws_credential_types::provider::error::CredentialsError;
 use kefu_bridge::config::ConfigError;
 use kefu_bridge::dynamo::DynamoError;
 
@@ -56,6 +57,17 @@ impl AdminError {
         }
     }
 
+    /// No credentials from the standard chain, or a provider that failed
+    /// (an expired SSO session, a broken profile), on one line.
+    pub fn from_credentials(error: CredentialsError) -> Self {
+        match error {
+            CredentialsError::CredentialsNotLoaded(_) => {
+                AdminError::NoCredentials("none found".into())
+            }
+            other => AdminError::NoCredentials(one_line(&other)),
+        }
+    }
+
     /// A store failure in the operator's words: a missing table, refused
     /// credentials and missing credentials each get their own line.
     pub fn from_store(table: &str, error: DynamoError) -> Self {
@@ -80,4 +92,22 @@ impl AdminError {
             _ => AdminError::Store(error),
         }
     }
+}
+
+/// An error and its causes on one line: `outer: inner: innermost`.
+fn one_line(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }

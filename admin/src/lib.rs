@@ -16,6 +16,8 @@ pub mod routes;
 
 use std::io::Write;
 
+use aws_credential_types::provider::ProvideCredentials;
+use kefu_bridge::dynamo;
 use kefu_bridge::store::Store;
 
 use cli::{Cli, Command, DeadLettersAction, ListOnly, RoutesAction};
@@ -30,8 +32,17 @@ pub async fn connect(table: Option<&str>) -> Result<Store, AdminError> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(AdminError::NoTable)?;
-    let client = kefu_bridge::dynamo::DynamoClient::from_env(kefu_bridge::bridge::http_client())
-        .map_err(AdminError::from_config)?;
+    let shared = dynamo::aws_config_from_env().await;
+    let client = dynamo::client_with(&shared).map_err(AdminError::from_config)?;
+    // Credentials first, so a missing or expired login is one clear line
+    // before any request (the client reuses what this resolves).
+    let provider = shared
+        .credentials_provider()
+        .ok_or_else(|| AdminError::NoCredentials("no credential provider".into()))?;
+    provider
+        .provide_credentials()
+        .await
+        .map_err(AdminError::from_credentials)?;
     Ok(Store::new(client, table))
 }
 

@@ -5,7 +5,6 @@
 //! and writes BENCHMARKS.md.
 
 pub mod criterion_results;
-pub mod dynamo_proxy;
 pub mod fixtures;
 pub mod machine;
 pub mod measure;

@@ -8,18 +8,17 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bridge_tests::app::{local_credentials, local_env};
+use bridge_tests::app::{local_dynamodb, local_env};
 use bridge_tests::runtime_emulator::{LambdaProcess, Outcome};
 use bridge_tests::TestApp;
-use kefu_bridge::dynamo::DynamoClient;
 use kefu_bridge::Bridge;
 use serde_json::Value;
 
-use crate::dynamo_proxy::{CountingProxy, Tally};
 use crate::fixtures::{self, CONVERSATIONS, TEAM};
 use crate::noop::NOOP_ENV;
 use crate::scenarios::Function;
 use crate::stats::{Latencies, PerRequest};
+use bridge_tests::dynamo_proxy::{CountingProxy, Tally};
 
 /// What one request did, seen from outside the function.
 struct Sample {
@@ -109,13 +108,7 @@ impl Bench {
     /// A bridge with empty memory caches, through the counting proxy.
     pub fn fresh_bridge(&self) -> Bridge {
         let http = kefu_bridge::bridge::http_client();
-        let db = DynamoClient::new(
-            http.clone(),
-            &self.proxy.url(),
-            "us-east-1",
-            local_credentials(),
-        )
-        .expect("dynamodb client");
+        let db = local_dynamodb(&self.proxy.url());
         Bridge::new(self.app.bridge.config.clone(), db, http)
     }
 

@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::criterion_results::{duration_ns, MicroResult};
-use crate::dynamo_proxy::Tally;
 use crate::machine::{utc, Machine};
 use crate::measure::{Run, WarmRun};
 use crate::scenarios::Function;
 use crate::stats::{millis, PerRequest};
+use bridge_tests::dynamo_proxy::Tally;
 
 /// Targets from the issue "Benchmarks: cold start, warm latency, memory,
 /// round trips" (2-core machine, local fakes).

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::now_epoch_secs;
 use crate::config::{Config, ConfigError, Duties};
-use crate::dynamo::{DynamoClient, DynamoError};
+use crate::dynamo::{self, DynamoClient, DynamoError};
 use crate::easemob::{EasemobClient, TokenProvider};
 use crate::secret::Secret;
 use crate::slack::bot_token::{BotToken, StoredLookup, StoredToken};
@@ -68,6 +68,9 @@ pub(crate) struct Memo {
     pub teams: TtlCache<String, serde_json::Value>,
     /// Visitor ids known to be registered in Easemob.
     pub registered_visitors: TtlCache<String, ()>,
+    /// Per direction, the last conversation a drain that ran out of time
+    /// finished: the next drain starts after it (relay/outbox.rs).
+    pub drain_resume: TtlCache<crate::store::Direction, String>,
     /// Kefu routes and notice language, by workspace partition key.
     pub routes: TtlCache<String, Vec<crate::store::Route>>,
     pub notice_languages: TtlCache<String, crate::store::NoticeLanguage>,
@@ -75,11 +78,10 @@ pub(crate) struct Memo {
 
 impl Bridge {
     /// Reads the environment once (cold start): the variables `duties` need.
-    pub fn from_env(duties: Duties) -> Result<Self, ConfigError> {
+    pub async fn from_env(duties: Duties) -> Result<Self, ConfigError> {
         let config = Config::from_env_for(duties)?;
-        let http = http_client();
-        let db = DynamoClient::from_env(http.clone())?;
-        Ok(Self::new(config, db, http))
+        let db = dynamo::client_from_env().await?;
+        Ok(Self::new(config, db, http_client()))
     }
 
     pub fn new(config: Config, db: DynamoClient, http: reqwest::Client) -> Self {

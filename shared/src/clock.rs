@@ -20,7 +20,8 @@ pub fn now_epoch_millis() -> i64 {
 }
 
 /// (year, month, day, hour, minute, second) in UTC for epoch seconds.
-/// SigV4 needs `YYYYMMDD'T'HHMMSS'Z'`; this avoids a date crate for one format.
+/// Dates written for people (the benchmark report); this avoids a date
+/// crate for one format.
 pub fn utc_parts(epoch_secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let days = epoch_secs.div_euclid(86_400);
     let secs_of_day = epoch_secs.rem_euclid(86_400);
@@ -102,7 +103,7 @@ mod tests {
     #[test]
     fn utc_parts_matches_known_instants() {
         assert_eq!(utc_parts(0), (1970, 1, 1, 0, 0, 0));
-        // 2015-08-30T12:36:00Z, the SigV4 test-suite date.
+        // 2015-08-30T12:36:00Z.
         assert_eq!(utc_parts(1_440_938_160), (2015, 8, 30, 12, 36, 0));
         // 2024-02-29T23:59:59Z, a leap day.
         assert_eq!(utc_parts(1_709_251_199), (2024, 2, 29, 23, 59, 59));

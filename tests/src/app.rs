@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use kefu_bridge::clock::now_epoch_secs;
 use kefu_bridge::config::Config;
-use kefu_bridge::dynamo::{Credentials, DynamoClient};
+use kefu_bridge::dynamo::{self, DynamoClient};
 use kefu_bridge::http_types::{HttpRequest, HttpResponse};
 use kefu_bridge::secret::Secret;
 use kefu_bridge::store::{Installation, WorkspaceKey};
@@ -58,9 +58,7 @@ impl TestApp {
             Config::from_lookup(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
                 .expect("test config");
         let http = kefu_bridge::bridge::http_client();
-        let db = DynamoClient::new(http.clone(), &endpoint, "us-east-1", local_credentials())
-            .expect("dynamodb client");
-        let bridge = Bridge::new(config, db, http);
+        let bridge = Bridge::new(config, local_dynamodb(&endpoint), http);
         create_table_patiently(&bridge).await;
         Self {
             bridge,
@@ -89,28 +87,18 @@ impl TestApp {
         })
         .expect("test config");
         let http = kefu_bridge::bridge::http_client();
-        let db = DynamoClient::new(
-            http.clone(),
-            &self.dynamodb_endpoint,
-            "us-east-1",
-            local_credentials(),
-        )
-        .expect("dynamodb client");
-        self.bridge = Bridge::new(config, db, http);
+        self.bridge = Bridge::new(config, local_dynamodb(&self.dynamodb_endpoint), http);
     }
 
     /// A second bridge over the same table and fakes: another Lambda
     /// instance (cold, with empty memory caches).
     pub fn another_instance(&self) -> Bridge {
         let http = kefu_bridge::bridge::http_client();
-        let db = DynamoClient::new(
-            http.clone(),
-            &self.dynamodb_endpoint,
-            "us-east-1",
-            local_credentials(),
+        Bridge::new(
+            self.bridge.config.clone(),
+            local_dynamodb(&self.dynamodb_endpoint),
+            http,
         )
-        .expect("dynamodb client");
-        Bridge::new(self.bridge.config.clone(), db, http)
     }
 
     /// Stores an installation for `team` (as the OAuth flow would) and
@@ -238,12 +226,10 @@ pub fn local_env(table: &str, slack_api: &str, easemob_api: &str) -> Vec<(String
     .collect()
 }
 
-pub fn local_credentials() -> Credentials {
-    Credentials {
-        access_key_id: "local".into(),
-        secret_access_key: Secret::new("local"),
-        session_token: None,
-    }
+/// A DynamoDB client for DynamoDB Local at `endpoint` (any credentials do),
+/// with the bridge's own timeouts and retries.
+pub fn local_dynamodb(endpoint: &str) -> DynamoClient {
+    dynamo::client_for_endpoint(endpoint, "local", "local")
 }
 
 /// A Slack `event_callback` envelope around `event`.

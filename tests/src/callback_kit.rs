@@ -7,6 +7,7 @@
 //! the message events Slack would emit for them.
 
 use kefu_bridge::clock::{now_epoch_millis, now_epoch_secs};
+use kefu_bridge::dynamo::item::{num_attr, str_attr};
 use kefu_bridge::http_types::{HttpRequest, HttpResponse};
 use kefu_bridge::relay;
 use kefu_bridge::store::WorkspaceKey;
@@ -40,16 +41,14 @@ impl TestApp {
         self.bridge
             .store
             .db()
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": { "pk": { "S": workspace.pk() }, "sk": { "S": format!("KEFU_MSG#{msg_id}") } },
-                    "UpdateExpression": "SET expires_at = :past",
-                    "ConditionExpression": "attribute_exists(pk)",
-                    "ExpressionAttributeValues": { ":past": { "N": (now_epoch_secs() - 1).to_string() } },
-                }),
-            )
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", str_attr(workspace.pk()))
+            .key("sk", str_attr(format!("KEFU_MSG#{msg_id}")))
+            .update_expression("SET expires_at = :past")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":past", num_attr(now_epoch_secs() - 1))
+            .send()
             .await
             .expect("a recall record to expire");
     }

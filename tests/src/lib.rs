@@ -8,6 +8,7 @@ pub mod app;
 pub mod blockkit_preview;
 pub mod callback_kit;
 pub mod demo;
+pub mod dynamo_proxy;
 pub mod dynamodb_local;
 pub mod events;
 pub mod fake_easemob;

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use kefu_bridge::dynamo::item::str_attr;
-use kefu_bridge::dynamo::Item;
+use kefu_bridge::dynamo::{Item, ItemExt};
 use kefu_bridge::http_types::{HttpRequest, HttpResponse};
 use kefu_bridge::relay::oauth::{self, STATE_COOKIE};
 use kefu_bridge::{relay, Bridge};
@@ -186,18 +186,15 @@ impl TestApp {
             .bridge
             .store
             .db()
-            .call(
-                "Query",
-                &json!({
-                    "TableName": self.table,
-                    "KeyConditionExpression": "pk = :pk",
-                    "ExpressionAttributeValues": { ":pk": str_attr(pk) },
-                    "ConsistentRead": true,
-                }),
-            )
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", str_attr(pk))
+            .consistent_read(true)
+            .send()
             .await
             .expect("query");
-        items(&out)
+        out.items.unwrap_or_default()
     }
 
     /// Every item in the table (tables are per test and small).
@@ -206,13 +203,13 @@ impl TestApp {
             .bridge
             .store
             .db()
-            .call(
-                "Scan",
-                &json!({ "TableName": self.table, "ConsistentRead": true }),
-            )
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .send()
             .await
             .expect("scan");
-        items(&out)
+        out.items.unwrap_or_default()
     }
 
     /// How many OAuth states the table holds.
@@ -220,12 +217,7 @@ impl TestApp {
         self.all_items()
             .await
             .iter()
-            .filter(|i| {
-                i["pk"]["S"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with("OAUTH_STATE#")
-            })
+            .filter(|i| i.s("pk").unwrap_or("").starts_with("OAUTH_STATE#"))
             .count()
     }
 
@@ -234,7 +226,7 @@ impl TestApp {
         self.all_items()
             .await
             .iter()
-            .filter(|i| i["sk"]["S"] == "INSTALLATION")
+            .filter(|i| i.s("sk") == Some("INSTALLATION"))
             .count()
     }
 }
@@ -263,13 +255,6 @@ pub async fn install_page_of(bridge: &Bridge) -> InstallPage {
         authorize_url,
         authorize_params,
     }
-}
-
-fn items(out: &Value) -> Vec<Item> {
-    out["Items"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|i| i.as_object().cloned()).collect())
-        .unwrap_or_default()
 }
 
 /// Every `href="…"` in a page, with HTML entities undone.

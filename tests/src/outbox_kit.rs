@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use kefu_bridge::dynamo::item::{num_attr, str_attr};
 use kefu_bridge::relay::outbox::{self, DrainSummary};
 use kefu_bridge::store::{DeadLetter, Direction, OutboxItem};
-use serde_json::json;
 
 use crate::TestApp;
 
@@ -51,15 +51,13 @@ impl TestApp {
                 self.bridge
                     .store
                     .db()
-                    .call(
-                        "UpdateItem",
-                        &json!({
-                            "TableName": self.table,
-                            "Key": { "pk": { "S": "OUTBOX" }, "sk": { "S": item.sort_key() } },
-                            "UpdateExpression": "SET next_attempt_at = :zero",
-                            "ExpressionAttributeValues": { ":zero": { "N": "0" } },
-                        }),
-                    )
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", str_attr("OUTBOX"))
+                    .key("sk", str_attr(item.sort_key()))
+                    .update_expression("SET next_attempt_at = :zero")
+                    .expression_attribute_values(":zero", num_attr(0))
+                    .send()
                     .await
                     .expect("make due");
             }

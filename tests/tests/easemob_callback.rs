@@ -1,7 +1,7 @@
 //! `easemob-callback` end to end: real DynamoDB Local, fake Slack and Easemob
 //! over real HTTP, assertions on what the fakes recorded.
 
-use bridge_tests::app::{event_callback, local_credentials, user_message};
+use bridge_tests::app::{event_callback, user_message};
 use bridge_tests::callback_kit::*;
 use bridge_tests::fake_server::Fault;
 use bridge_tests::TestApp;
@@ -825,13 +825,7 @@ async fn dynamodb_unreachable_posts_nothing_and_answers_5xx() {
     let app = app().await;
     let http = kefu_bridge::bridge::http_client();
     let port = bridge_tests::dynamodb_local::free_port().unwrap();
-    let db = kefu_bridge::dynamo::DynamoClient::new(
-        http.clone(),
-        &format!("http://127.0.0.1:{port}"),
-        "us-east-1",
-        local_credentials(),
-    )
-    .unwrap();
+    let db = bridge_tests::app::local_dynamodb(&format!("http://127.0.0.1:{port}"));
     let broken = kefu_bridge::Bridge::new(app.bridge.config.clone(), db, http);
     let callback = agent_reply(DM_VISITOR, "m-nodb-1", "no table");
     let request = callback_request(callback.to_string().as_bytes(), "application/json");

@@ -17,6 +17,8 @@ use bridge_tests::dynamodb_local::DedicatedDynamoDb;
 use bridge_tests::fake_server::Fault;
 use bridge_tests::TestApp;
 use kefu_bridge::clock::now_epoch_secs;
+use kefu_bridge::dynamo::item::{num_attr, str_attr};
+use kefu_bridge::dynamo::ItemExt;
 use kefu_bridge::store::{Direction, WorkspaceKey};
 use serde_json::{json, Value};
 
@@ -465,8 +467,7 @@ async fn dynamodb_row() -> Row {
         .await
         .unwrap()
         .expect("restart DynamoDB Local");
-    // A restarted JVM on a busy machine may take longer than one request
-    // timeout for its first CreateTable, as at the start of every test.
+    // A fresh JVM may take longer than one request's 2 s to create it.
     bridge_tests::app::create_table_patiently(&app.bridge).await;
     install(&app).await;
     // The senders retry: Slack up to three times, Easemob once.
@@ -726,18 +727,14 @@ async fn a_message_waiting_48_hours_becomes_a_dead_letter() {
     app.bridge
         .store
         .db()
-        .call(
-            "UpdateItem",
-            &json!({
-                "TableName": app.table,
-                "Key": { "pk": { "S": "OUTBOX" }, "sk": { "S": item.sort_key() } },
-                "UpdateExpression": "SET created_at = :then, next_attempt_at = :zero",
-                "ExpressionAttributeValues": {
-                    ":then": { "N": (now_epoch_secs() - 48 * 3_600 - 1).to_string() },
-                    ":zero": { "N": "0" },
-                },
-            }),
-        )
+        .update_item()
+        .table_name(&app.table)
+        .key("pk", str_attr("OUTBOX"))
+        .key("sk", str_attr(item.sort_key()))
+        .update_expression("SET created_at = :then, next_attempt_at = :zero")
+        .expression_attribute_values(":then", num_attr(now_epoch_secs() - 48 * 3_600 - 1))
+        .expression_attribute_values(":zero", num_attr(0))
+        .send()
         .await
         .unwrap();
     let summary = app.drain(Direction::ToSlack).await;
@@ -893,34 +890,28 @@ async fn dead_letters_are_one_query_with_payload_origin_and_reason() {
         .bridge
         .store
         .db()
-        .call(
-            "Query",
-            &json!({
-                "TableName": app.table,
-                "KeyConditionExpression": "pk = :p",
-                "ExpressionAttributeValues": { ":p": { "S": "DEADLETTER" } },
-            }),
-        )
+        .query()
+        .table_name(&app.table)
+        .key_condition_expression("pk = :p")
+        .expression_attribute_values(":p", str_attr("DEADLETTER"))
+        .send()
         .await
         .unwrap();
-    let items = out["Items"].as_array().unwrap();
+    let items = out.items();
     assert_eq!(items.len(), 1);
     let item = &items[0];
-    assert!(item["sk"]["S"]
-        .as_str()
+    assert!(item
+        .s("sk")
         .unwrap()
         .starts_with(&format!("TO_KEFU#{}#", visitor(0))));
-    assert_eq!(item["origin"]["S"], "EvDead");
-    assert!(item["reason"]["S"]
-        .as_str()
+    assert_eq!(item.s("origin"), Some("EvDead"));
+    assert!(item
+        .s("reason")
         .unwrap()
         .contains("HTTP 400 illegal_argument"));
-    let body: Value = serde_json::from_str(item["parts"]["L"][0]["S"].as_str().unwrap()).unwrap();
+    let body: Value = serde_json::from_str(&item.str_list("parts").unwrap()[0]).unwrap();
     assert_eq!(body["msg"]["msg"], "bad");
-    assert!(
-        item["expires_at"]["N"].is_string(),
-        "dead letters expire (TTL)"
-    );
+    assert!(item.n("expires_at").is_some(), "dead letters expire (TTL)");
     // A permanent failure is not retried: nothing waits.
     assert!(app.waiting(Direction::ToKefu).await.is_empty());
 }

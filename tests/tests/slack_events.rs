@@ -6,7 +6,7 @@ use bridge_tests::fake_server::Fault;
 use bridge_tests::signing::*;
 use bridge_tests::TestApp;
 use kefu_bridge::relay::slack_events;
-use kefu_bridge::store::Direction;
+use kefu_bridge::store::{Direction, WorkspaceRecord};
 use serde_json::{json, Value};
 
 const TEAM: &str = "T0TEAM1";
@@ -613,7 +613,7 @@ async fn uninstall_deletes_the_workspace_and_later_messages_are_dropped() {
     assert!(app
         .bridge
         .store
-        .get_cached(&workspace.pk(), "PROFILE#U0ADA")
+        .get_cached(&workspace, WorkspaceRecord::Profile("U0ADA"))
         .await
         .unwrap()
         .is_none());
@@ -665,13 +665,7 @@ async fn dynamodb_unreachable_sends_nothing_and_answers_5xx() {
     // A bridge whose table endpoint refuses connections.
     let http = kefu_bridge::bridge::http_client();
     let port = bridge_tests::dynamodb_local::free_port().unwrap();
-    let db = kefu_bridge::dynamo::DynamoClient::new(
-        http.clone(),
-        &format!("http://127.0.0.1:{port}"),
-        "us-east-1",
-        bridge_tests::app::local_credentials(),
-    )
-    .unwrap();
+    let db = bridge_tests::app::local_dynamodb(&format!("http://127.0.0.1:{port}"));
     let broken = kefu_bridge::Bridge::new(app.bridge.config.clone(), db, http);
     let event = dm("Ev026", "no table", "20.0001");
     let request = app.signed_slack_request(event.to_string().as_bytes());

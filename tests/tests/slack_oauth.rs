@@ -12,6 +12,7 @@ use bridge_tests::signing::*;
 use bridge_tests::TestApp;
 use futures_util::future::join_all;
 use kefu_bridge::clock::now_epoch_secs;
+use kefu_bridge::dynamo::item::str_attr;
 use kefu_bridge::dynamo::ItemExt;
 use kefu_bridge::relay::oauth::BOT_SCOPES;
 use kefu_bridge::secret::Secret;
@@ -502,11 +503,11 @@ async fn a_reused_state_is_400_and_installs_nothing_twice() {
     app.bridge
         .store
         .db()
-        .call(
-            "DeleteItem",
-            &json!({ "TableName": app.table, "Key": {
-                "pk": { "S": format!("WORKSPACE#{TEAM}") }, "sk": { "S": "INSTALLATION" } } }),
-        )
+        .delete_item()
+        .table_name(&app.table)
+        .key("pk", str_attr(format!("WORKSPACE#{TEAM}")))
+        .key("sk", str_attr("INSTALLATION"))
+        .send()
         .await
         .unwrap();
     app.slack_accepts_code("code-1", &acme());
@@ -936,12 +937,6 @@ async fn install_then_uninstall_then_messages_are_dropped() {
 /// A bridge over the app's table and fakes with other configuration.
 fn bridge_with(app: &TestApp, config: kefu_bridge::Config) -> kefu_bridge::Bridge {
     let http = kefu_bridge::bridge::http_client();
-    let db = kefu_bridge::dynamo::DynamoClient::new(
-        http.clone(),
-        &app.dynamodb_endpoint,
-        "us-east-1",
-        bridge_tests::app::local_credentials(),
-    )
-    .unwrap();
+    let db = bridge_tests::app::local_dynamodb(&app.dynamodb_endpoint);
     kefu_bridge::Bridge::new(config, db, http)
 }

@@ -1,6 +1,9 @@
 //! `slack-events`: `POST /slack/events` (Slack Events API → Kefu),
 //! `POST /slack/interactivity` (button clicks → Kefu), and the scheduled
 //! drain of the outbox to Kefu.
+// The AWS SDK's request futures nest deeply inside the handler's; the
+// compiler's default depth (128) is too shallow for their layout.
+#![recursion_limit = "256"]
 use kefu_bridge::lambda::{self, Function};
 use kefu_bridge::{logging, Bridge};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -11,7 +14,7 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     logging::init();
-    let bridge = match Bridge::from_env(Function::SlackEvents.duties()) {
+    let bridge = match Bridge::from_env(Function::SlackEvents.duties()).await {
         Ok(bridge) => bridge,
         Err(error) => return Err(lambda::report_init_error(error).await),
     };

@@ -1,5 +1,8 @@
 //! `slack-oauth`: `GET /slack/install` and `GET /slack/oauth/callback`
 //! (Slack OAuth v2 install into any workspace).
+// The AWS SDK's request futures nest deeply inside the handler's; the
+// compiler's default depth (128) is too shallow for their layout.
+#![recursion_limit = "256"]
 use kefu_bridge::lambda::{self, Function};
 use kefu_bridge::{logging, Bridge};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -10,7 +13,7 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     logging::init();
-    let bridge = match Bridge::from_env(Function::SlackOAuth.duties()) {
+    let bridge = match Bridge::from_env(Function::SlackOAuth.duties()).await {
         Ok(bridge) => bridge,
         Err(error) => return Err(lambda::report_init_error(error).await),
     };

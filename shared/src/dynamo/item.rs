@@ -1,19 +1,27 @@
-//! DynamoDB items in the JSON wire format (`{"S": "…"}`, `{"N": "…"}`).
+//! Items as the SDK carries them (`HashMap<String, AttributeValue>`): the
+//! few constructors and typed reads the store's record mappings are made of.
 
-use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 
-pub type Item = Map<String, Value>;
+use aws_sdk_dynamodb::types::AttributeValue;
 
-pub fn s(value: impl Into<String>) -> Value {
-    json!({ "S": value.into() })
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn str_attr(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
 }
 
-pub fn n(value: i64) -> Value {
-    json!({ "N": value.to_string() })
+pub fn num_attr(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
 }
 
-pub fn b(value: bool) -> Value {
-    json!({ "BOOL": value })
+pub fn bool_attr(value: bool) -> AttributeValue {
+    AttributeValue::Bool(value)
+}
+
+/// A list of strings (`L` of `S`: order kept, duplicates allowed).
+pub fn str_list_attr(values: &[String]) -> AttributeValue {
+    AttributeValue::L(values.iter().map(|v| str_attr(v.as_str())).collect())
 }
 
 /// Typed reads of attributes; a missing or mistyped attribute reads as `None`.
@@ -21,20 +29,52 @@ pub trait ItemExt {
     fn s(&self, name: &str) -> Option<&str>;
     fn n(&self, name: &str) -> Option<i64>;
     fn bool(&self, name: &str) -> Option<bool>;
+    /// The strings of an `L` attribute (other members skipped).
+    fn str_list(&self, name: &str) -> Option<Vec<String>>;
 }
 
 impl ItemExt for Item {
     fn s(&self, name: &str) -> Option<&str> {
-        self.get(name)?.get("S")?.as_str()
+        self.get(name)?.as_s().ok().map(String::as_str)
     }
 
     fn n(&self, name: &str) -> Option<i64> {
-        self.get(name)?.get("N")?.as_str()?.parse().ok()
+        self.get(name)?.as_n().ok()?.parse().ok()
     }
 
     fn bool(&self, name: &str) -> Option<bool> {
-        self.get(name)?.get("BOOL")?.as_bool()
+        self.get(name)?.as_bool().ok().copied()
+    }
+
+    fn str_list(&self, name: &str) -> Option<Vec<String>> {
+        let list = self.get(name)?.as_l().ok()?;
+        Some(list.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
     }
 }
 
-pub use self::{b as bool_attr, n as num_attr, s as str_attr};
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_read_back_typed_and_mistyped_ones_read_as_none() {
+        let item: Item = [
+            ("name".to_string(), str_attr("x")),
+            ("count".to_string(), num_attr(-42)),
+            ("flag".to_string(), bool_attr(true)),
+            (
+                "parts".to_string(),
+                str_list_attr(&["a".into(), "b".into()]),
+            ),
+        ]
+        .into();
+        assert_eq!(item.s("name"), Some("x"));
+        assert_eq!(item.n("count"), Some(-42));
+        assert_eq!(item.bool("flag"), Some(true));
+        assert_eq!(item.str_list("parts"), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(item.s("count"), None);
+        assert_eq!(item.n("name"), None);
+        assert_eq!(item.bool("missing"), None);
+        assert_eq!(item.str_list("name"), None);
+    }
+}

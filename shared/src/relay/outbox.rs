@@ -30,7 +30,9 @@ use crate::easemob::EasemobError;
 use crate::relay::to_slack::OutgoingPost;
 use crate::relay::{to_kefu, to_slack};
 use crate::slack::web::SlackApiError;
-use crate::store::{ClaimKey, Direction, NewOutboxItem, OutboxItem, MAX_PAYLOAD_BYTES};
+use crate::store::{
+    ClaimKey, Direction, NewOutboxItem, OutboxItem, WaitingConversation, MAX_PAYLOAD_BYTES,
+};
 use crate::visitor::VisitorId;
 
 /// A drain starts no new send after this much of its invocation: Lambda's
@@ -40,6 +42,15 @@ pub const DRAIN_BUDGET: Duration = Duration::from_secs(8);
 const SEND_ALLOWANCE: Duration = Duration::from_millis(2_000);
 /// How long a drain holds a conversation: longer than any invocation.
 const LEASE_SECS: i64 = 60;
+/// Waiting messages (keys and times only) one look at the outbox reads:
+/// the drain pages through the conversations, so neither its memory nor
+/// the time before its first send grows with the backlog.
+const WAITING_PAGE: i32 = 100;
+/// One conversation's messages read at a time: payloads are up to 350 KB
+/// ([`MAX_PAYLOAD_BYTES`]), and a drain sends only a few within its budget.
+const MESSAGE_PAGE: i32 = 10;
+/// How long a drain's place in a backlog is remembered for the next drain.
+const RESUME_TTL: Duration = Duration::from_secs(600);
 /// A message still waiting after this long is given up (dead letter).
 pub const GIVE_UP_AFTER_SECS: i64 = 48 * 3_600;
 /// The first retry comes at most this long after a failure (docs/design.md §2)…
@@ -310,68 +321,72 @@ enum Delivery {
 
 /// Delivers what waits in `direction`, oldest first per conversation,
 /// starting no send after `deadline`. Leases are released when it ends.
+///
+/// The outbox is read a page at a time. A drain that runs out of time
+/// remembers (in this instance) the last conversation that had its turn,
+/// and the next drain starts after it and then wraps around: when a backlog
+/// takes several drains, each conversation gets its turn, none always
+/// comes last, and a long backlog does not hold up the others.
 pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> DrainSummary {
     let mut summary = DrainSummary {
         direction: direction.tag(),
         ..DrainSummary::default()
     };
-    let mut waiting = match bridge.store.waiting_conversations(direction).await {
-        Ok(waiting) => waiting,
-        Err(error) => {
-            tracing::error!(direction = direction.tag(), %error, "outbox_drain_store_unavailable");
-            summary.stopped_early = true;
-            return summary;
-        }
-    };
-    // Start at a random conversation: when a backlog takes several drains,
-    // no conversation always comes last.
-    if !waiting.is_empty() {
-        let start = usize::from(u16::from_le_bytes(spread_bytes::<2>())) % waiting.len();
-        waiting.rotate_left(start);
-    }
-    for conversation in waiting {
+    let resume = bridge.memo.drain_resume.get(&direction, RESUME_TTL);
+    let mut after = resume.clone();
+    // Past the end once: then from the first conversation up to `resume`.
+    let mut wrapped = resume.is_none();
+    let mut last_turn: Option<String> = None;
+    'pages: loop {
         if remaining(deadline) < SEND_ALLOWANCE {
             summary.stopped_early = true;
             break;
         }
-        let now = now_epoch_secs();
-        if conversation.head_next_attempt_at > now {
-            summary.not_due += 1;
-            continue;
-        }
-        let until = now + LEASE_SECS;
-        let (workspace, visitor) = (&conversation.workspace, &conversation.visitor);
-        match bridge
+        let page = match bridge
             .store
-            .take_drain_lease(direction, workspace, visitor, now, until)
+            .waiting_conversations(direction, after.as_deref(), WAITING_PAGE)
             .await
         {
-            Ok(true) => {}
-            Ok(false) => {
-                summary.leased_elsewhere += 1;
-                continue;
-            }
+            Ok(page) => page,
             Err(error) => {
-                tracing::error!(%error, visitor = %visitor, "outbox_drain_store_unavailable");
+                tracing::error!(direction = direction.tag(), %error, "outbox_drain_store_unavailable");
                 summary.stopped_early = true;
                 break;
             }
+        };
+        for conversation in &page.conversations {
+            let seen_before = wrapped
+                && resume
+                    .as_deref()
+                    .is_some_and(|start| conversation.visitor.as_str() > start);
+            if seen_before {
+                break 'pages;
+            }
+            if remaining(deadline) < SEND_ALLOWANCE {
+                summary.stopped_early = true;
+                break 'pages;
+            }
+            let keep_going =
+                drain_waiting(bridge, direction, conversation, deadline, &mut summary).await;
+            last_turn = Some(conversation.visitor.clone());
+            if !keep_going {
+                summary.stopped_early = true;
+                break 'pages;
+            }
         }
-        summary.conversations += 1;
-        let keep_going =
-            drain_conversation(bridge, direction, visitor, deadline, &mut summary).await;
-        if let Err(error) = bridge
-            .store
-            .release_drain_lease(direction, workspace, visitor, until)
-            .await
-        {
-            // It runs out by itself within a minute.
-            tracing::warn!(%error, visitor = %visitor, "outbox_lease_not_released");
+        match page.conversations.last() {
+            Some(last) if page.more => after = Some(last.visitor.clone()),
+            _ if !wrapped => {
+                wrapped = true;
+                after = None;
+            }
+            _ => break,
         }
-        if !keep_going {
-            summary.stopped_early = true;
-            break;
-        }
+    }
+    match last_turn.filter(|_| summary.stopped_early) {
+        Some(visitor) => bridge.memo.drain_resume.put(direction, visitor),
+        None if !summary.stopped_early => bridge.memo.drain_resume.remove(&direction),
+        None => {}
     }
     tracing::info!(
         direction = direction.tag(),
@@ -387,8 +402,53 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
     summary
 }
 
-/// One leased conversation, in order. False when the whole drain must stop
-/// (out of time, or the table failing).
+/// One conversation with messages waiting: skipped when not due or leased
+/// elsewhere, else drained under its lease. False when the whole drain
+/// must stop (out of time, or the table failing).
+async fn drain_waiting(
+    bridge: &Bridge,
+    direction: Direction,
+    conversation: &WaitingConversation,
+    deadline: Instant,
+    summary: &mut DrainSummary,
+) -> bool {
+    let now = now_epoch_secs();
+    if conversation.head_next_attempt_at > now {
+        summary.not_due += 1;
+        return true;
+    }
+    let until = now + LEASE_SECS;
+    let (workspace, visitor) = (&conversation.workspace, &conversation.visitor);
+    match bridge
+        .store
+        .take_drain_lease(direction, workspace, visitor, now, until)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            summary.leased_elsewhere += 1;
+            return true;
+        }
+        Err(error) => {
+            tracing::error!(%error, visitor = %visitor, "outbox_drain_store_unavailable");
+            return false;
+        }
+    }
+    summary.conversations += 1;
+    let keep_going = drain_conversation(bridge, direction, visitor, deadline, summary).await;
+    if let Err(error) = bridge
+        .store
+        .release_drain_lease(direction, workspace, visitor, until)
+        .await
+    {
+        // It runs out by itself within a minute.
+        tracing::warn!(%error, visitor = %visitor, "outbox_lease_not_released");
+    }
+    keep_going
+}
+
+/// One leased conversation, in order, a page at a time. False when the
+/// whole drain must stop (out of time, or the table failing).
 async fn drain_conversation(
     bridge: &Bridge,
     direction: Direction,
@@ -396,114 +456,153 @@ async fn drain_conversation(
     deadline: Instant,
     summary: &mut DrainSummary,
 ) -> bool {
-    // Read under the lease: what an earlier drain delivered is gone by now.
-    let items = match bridge.store.conversation_outbox(direction, visitor).await {
-        Ok(items) => items,
-        Err(error) => {
-            tracing::error!(%error, visitor, "outbox_drain_store_unavailable");
-            return false;
-        }
-    };
-    for item in items {
+    let mut after_seq = 0;
+    loop {
         if remaining(deadline) < SEND_ALLOWANCE {
             return false;
         }
-        let now = now_epoch_secs();
-        if item.next_attempt_at > now {
-            summary.not_due += 1;
-            return true;
-        }
-        let booked = if now - item.created_at > GIVE_UP_AFTER_SECS {
-            let reason = format!(
-                "gave up after 48 h ({} attempts; last error: {})",
-                item.attempts,
-                item.last_error.as_deref().unwrap_or("none")
-            );
-            summary.dead_lettered += 1;
-            bridge
-                .store
-                .dead_letter_outbox_item(&item, item.parts_done, &reason)
-                .await
-        } else {
-            match deliver(bridge, &item, deadline).await {
-                Delivery::Delivered => {
-                    summary.delivered += 1;
-                    bridge.store.finish_outbox_item(&item).await
-                }
-                Delivery::OutOfTime { parts_done } => {
-                    let kept = bridge
-                        .store
-                        .reschedule_outbox_item(
-                            &item,
-                            parts_done,
-                            item.attempts,
-                            item.next_attempt_at,
-                            item.last_error.as_deref().unwrap_or(""),
-                        )
-                        .await;
-                    if let Err(error) = kept {
-                        tracing::error!(%error, visitor, "outbox_progress_not_recorded");
-                    }
-                    return false;
-                }
-                Delivery::Failed {
-                    parts_done,
-                    failure:
-                        Failure::Transient {
-                            detail,
-                            retry_after,
-                        },
-                } => {
-                    let attempts = item.attempts.saturating_add(1);
-                    let next = retry_at(now_epoch_secs(), attempts, retry_after);
-                    tracing::warn!(
-                        direction = direction.tag(),
-                        visitor,
-                        seq = item.seq,
-                        attempts,
-                        retry_in = next - now_epoch_secs(),
-                        error = %detail,
-                        "outbox_retry_later"
-                    );
-                    summary.retried_later += 1;
-                    let kept = bridge
-                        .store
-                        .reschedule_outbox_item(&item, parts_done, attempts, next, &detail)
-                        .await;
-                    if let Err(error) = kept {
-                        tracing::error!(%error, visitor, "outbox_progress_not_recorded");
-                        return false;
-                    }
-                    // Later messages of this conversation wait behind it.
-                    return true;
-                }
-                Delivery::Failed {
-                    parts_done,
-                    failure: Failure::Permanent { reason },
-                } => {
-                    tracing::warn!(
-                        direction = direction.tag(),
-                        visitor,
-                        seq = item.seq,
-                        reason,
-                        "dead_lettered"
-                    );
-                    summary.dead_lettered += 1;
-                    bridge
-                        .store
-                        .dead_letter_outbox_item(&item, parts_done, &reason)
-                        .await
-                }
+        // Read under the lease: what an earlier drain delivered is gone by now.
+        let items = match bridge
+            .store
+            .conversation_outbox(direction, visitor, after_seq, MESSAGE_PAGE)
+            .await
+        {
+            Ok(items) => items,
+            Err(error) => {
+                tracing::error!(%error, visitor, "outbox_drain_store_unavailable");
+                return false;
             }
         };
-        if let Err(error) = booked {
-            // Delivered (or dead) but not recorded: stop before anything
-            // else is sent; the record is retried by the next drain.
-            tracing::error!(%error, visitor, seq = item.seq, "outbox_outcome_not_recorded");
-            return false;
+        let last_page = items.len() < MESSAGE_PAGE as usize;
+        for item in items {
+            match drain_item(bridge, direction, visitor, item, deadline, summary).await {
+                ItemOutcome::Settled { seq } => after_seq = seq,
+                ItemOutcome::ConversationWaits => return true,
+                ItemOutcome::StopDrain => return false,
+            }
+        }
+        if last_page {
+            return true;
         }
     }
-    true
+}
+
+/// What one waiting message's turn means for its conversation and the drain.
+enum ItemOutcome {
+    /// Delivered or dead-lettered: its conversation goes on.
+    Settled { seq: u64 },
+    /// Not due, or failed and rescheduled: the later ones wait behind it.
+    ConversationWaits,
+    /// Out of time, or the table failing.
+    StopDrain,
+}
+
+async fn drain_item(
+    bridge: &Bridge,
+    direction: Direction,
+    visitor: &str,
+    item: OutboxItem,
+    deadline: Instant,
+    summary: &mut DrainSummary,
+) -> ItemOutcome {
+    if remaining(deadline) < SEND_ALLOWANCE {
+        return ItemOutcome::StopDrain;
+    }
+    let now = now_epoch_secs();
+    if item.next_attempt_at > now {
+        summary.not_due += 1;
+        return ItemOutcome::ConversationWaits;
+    }
+    let booked = if now - item.created_at > GIVE_UP_AFTER_SECS {
+        let reason = format!(
+            "gave up after 48 h ({} attempts; last error: {})",
+            item.attempts,
+            item.last_error.as_deref().unwrap_or("none")
+        );
+        summary.dead_lettered += 1;
+        bridge
+            .store
+            .dead_letter_outbox_item(&item, item.parts_done, &reason)
+            .await
+    } else {
+        match deliver(bridge, &item, deadline).await {
+            Delivery::Delivered => {
+                summary.delivered += 1;
+                bridge.store.finish_outbox_item(&item).await
+            }
+            Delivery::OutOfTime { parts_done } => {
+                let kept = bridge
+                    .store
+                    .reschedule_outbox_item(
+                        &item,
+                        parts_done,
+                        item.attempts,
+                        item.next_attempt_at,
+                        item.last_error.as_deref().unwrap_or(""),
+                    )
+                    .await;
+                if let Err(error) = kept {
+                    tracing::error!(%error, visitor, "outbox_progress_not_recorded");
+                }
+                return ItemOutcome::StopDrain;
+            }
+            Delivery::Failed {
+                parts_done,
+                failure:
+                    Failure::Transient {
+                        detail,
+                        retry_after,
+                    },
+            } => {
+                let attempts = item.attempts.saturating_add(1);
+                let next = retry_at(now_epoch_secs(), attempts, retry_after);
+                tracing::warn!(
+                    direction = direction.tag(),
+                    visitor,
+                    seq = item.seq,
+                    attempts,
+                    retry_in = next - now_epoch_secs(),
+                    error = %detail,
+                    "outbox_retry_later"
+                );
+                summary.retried_later += 1;
+                let kept = bridge
+                    .store
+                    .reschedule_outbox_item(&item, parts_done, attempts, next, &detail)
+                    .await;
+                if let Err(error) = kept {
+                    tracing::error!(%error, visitor, "outbox_progress_not_recorded");
+                    return ItemOutcome::StopDrain;
+                }
+                // Later messages of this conversation wait behind it.
+                return ItemOutcome::ConversationWaits;
+            }
+            Delivery::Failed {
+                parts_done,
+                failure: Failure::Permanent { reason },
+            } => {
+                tracing::warn!(
+                    direction = direction.tag(),
+                    visitor,
+                    seq = item.seq,
+                    reason,
+                    "dead_lettered"
+                );
+                summary.dead_lettered += 1;
+                bridge
+                    .store
+                    .dead_letter_outbox_item(&item, parts_done, &reason)
+                    .await
+            }
+        }
+    };
+    if let Err(error) = booked {
+        // Delivered (or dead) but not recorded: stop before anything else
+        // is sent; the record is retried by the next drain.
+        tracing::error!(%error, visitor, seq = item.seq, "outbox_outcome_not_recorded");
+        return ItemOutcome::StopDrain;
+    }
+    ItemOutcome::Settled { seq: item.seq }
 }
 
 async fn deliver(bridge: &Bridge, item: &OutboxItem, deadline: Instant) -> Delivery {

@@ -24,7 +24,7 @@ use crate::relay::to_slack::AgentIdentity;
 use crate::slack::blocks::{self, Rendered};
 use crate::slack::bot_token::BotToken;
 use crate::slack::web::{PostMessage, PostedMessage, SlackApiError};
-use crate::store::WorkspaceKey;
+use crate::store::{WorkspaceKey, WorkspaceRecord};
 use crate::visitor::VisitorId;
 
 /// How long a posted question can be answered with its stored arguments
@@ -208,10 +208,6 @@ pub fn answer_only(answer: &Answer, original_blocks: Option<&Value>) -> Rendered
     blocks::answered_in_place(original_blocks, &line)
 }
 
-fn prompt_sk(channel: &str, ts: &str) -> String {
-    format!("PROMPT#{channel}#{ts}")
-}
-
 /// The agent's name as written into a question's post: only without
 /// `chat:write.customize` (with it, the agent is the post's author).
 fn byline(agent: &AgentIdentity, customize: bool) -> Option<String> {
@@ -275,8 +271,8 @@ pub async fn post(
             if let Err(error) = bridge
                 .store
                 .put_cached(
-                    &workspace.pk(),
-                    &prompt_sk(channel, ts),
+                    workspace,
+                    WorkspaceRecord::Prompt { channel, ts },
                     &doc,
                     PROMPT_TTL_SECS,
                 )
@@ -301,7 +297,7 @@ pub async fn find(
 ) -> Result<Option<PostedPrompt>, DynamoError> {
     let doc = bridge
         .store
-        .get_cached(&workspace.pk(), &prompt_sk(channel, ts))
+        .get_cached(workspace, WorkspaceRecord::Prompt { channel, ts })
         .await?;
     Ok(doc.and_then(|doc| match serde_json::from_value(doc) {
         Ok(record) => Some(record),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::bridge::Bridge;
 use crate::easemob::EasemobError;
 use crate::secret::Secret;
-use crate::store::WorkspaceKey;
+use crate::store::{WorkspaceKey, WorkspaceRecord};
 use crate::visitor::VisitorId;
 
 const REGISTERED_MEMORY_TTL: Duration = Duration::from_secs(24 * 3_600);
@@ -27,11 +27,10 @@ pub async fn ensure_registered(
     {
         return Ok(());
     }
-    let pk = workspace.pk();
-    let sk = format!("VISITOR#{username}");
+    let record = WorkspaceRecord::Visitor(&username);
     let known = bridge
         .store
-        .has_marker(&pk, &sk)
+        .has_marker(workspace, record)
         .await
         .map_err(|e| EasemobError::Unavailable(e.to_string()))?;
     if !known {
@@ -58,7 +57,7 @@ pub async fn ensure_registered(
         .await?;
         bridge
             .store
-            .put_marker(&pk, &sk)
+            .put_marker(workspace, record)
             .await
             .map_err(|e| EasemobError::Unavailable(e.to_string()))?;
     }

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::bridge::Bridge;
 use crate::easemob::VisitorInfo;
 use crate::slack::web::{SlackTeam, SlackUser};
-use crate::store::Installation;
+use crate::store::{Installation, WorkspaceRecord};
 use crate::visitor::VisitorId;
 
 /// Profiles change rarely; a day in the table, ten minutes in memory.
@@ -70,9 +70,8 @@ pub async fn slack_user(
     let doc = match bridge.memo.users.get(&memo_key, MEMORY_TTL) {
         Some(doc) => doc,
         None => {
-            let pk = installation.key.pk();
-            let sk = format!("PROFILE#{user}");
-            let doc = match bridge.store.get_cached(&pk, &sk).await {
+            let (workspace_key, record) = (&installation.key, WorkspaceRecord::Profile(user));
+            let doc = match bridge.store.get_cached(workspace_key, record).await {
                 Ok(Some(doc)) => doc,
                 _ => {
                     let fetched = bridge
@@ -88,7 +87,7 @@ pub async fn slack_user(
                     };
                     if let Err(error) = bridge
                         .store
-                        .put_cached(&pk, &sk, &raw, TABLE_TTL_SECS)
+                        .put_cached(workspace_key, record, &raw, TABLE_TTL_SECS)
                         .await
                     {
                         tracing::warn!(workspace, %error, "profile_cache_write_failed");
@@ -113,9 +112,8 @@ pub async fn slack_team(
     if let Some(doc) = bridge.memo.teams.get(&team.to_string(), MEMORY_TTL) {
         return serde_json::from_value(doc).ok();
     }
-    let pk = installation.key.pk();
-    let sk = format!("TEAM#{team}");
-    let doc = match bridge.store.get_cached(&pk, &sk).await {
+    let record = WorkspaceRecord::Team(team);
+    let doc = match bridge.store.get_cached(&installation.key, record).await {
         Ok(Some(doc)) => doc,
         _ => match bridge
             .slack
@@ -127,7 +125,7 @@ pub async fn slack_team(
                     serde_json::json!({ "id": info.id, "name": info.name, "domain": info.domain });
                 if let Err(error) = bridge
                     .store
-                    .put_cached(&pk, &sk, &doc, TABLE_TTL_SECS)
+                    .put_cached(&installation.key, record, &doc, TABLE_TTL_SECS)
                     .await
                 {
                     tracing::warn!(team, %error, "team_cache_write_failed");

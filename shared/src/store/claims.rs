@@ -6,7 +6,7 @@
 //! sender's retry resumes after them instead of sending them twice. A lease
 //! that runs out (the invocation crashed) can be claimed again.
 
-use serde_json::json;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::Store;
 use crate::clock::now_epoch_secs;
@@ -52,35 +52,27 @@ impl Store {
         let now = now_epoch_secs();
         let result = self
             .db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": Self::key(&key.pk(), "CLAIM"),
-                    "UpdateExpression": "SET #st = :in_progress, lease_until = :lease, expires_at = :exp, attempts = if_not_exists(attempts, :zero) + :one",
-                    "ConditionExpression": "attribute_not_exists(pk) OR #st = :released OR (#st = :in_progress AND lease_until < :now)",
-                    "ExpressionAttributeNames": { "#st": "status" },
-                    "ExpressionAttributeValues": {
-                        ":in_progress": str_attr("in_progress"),
-                        ":released": str_attr("released"),
-                        ":lease": num_attr(now + lease_secs),
-                        ":exp": num_attr(now + CLAIM_TTL_SECS),
-                        ":now": num_attr(now),
-                        ":zero": num_attr(0),
-                        ":one": num_attr(1),
-                    },
-                    "ReturnValues": "ALL_NEW",
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }),
-            )
-            .await;
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key.pk(), "CLAIM")))
+            .update_expression("SET #st = :in_progress, lease_until = :lease, expires_at = :exp, attempts = if_not_exists(attempts, :zero) + :one")
+            .condition_expression("attribute_not_exists(pk) OR #st = :released OR (#st = :in_progress AND lease_until < :now)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":in_progress", str_attr("in_progress"))
+            .expression_attribute_values(":released", str_attr("released"))
+            .expression_attribute_values(":lease", num_attr(now + lease_secs))
+            .expression_attribute_values(":exp", num_attr(now + CLAIM_TTL_SECS))
+            .expression_attribute_values(":now", num_attr(now))
+            .expression_attribute_values(":zero", num_attr(0))
+            .expression_attribute_values(":one", num_attr(1))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await
+            .map_err(DynamoError::from);
         match result {
             Ok(out) => {
-                let parts_done = out
-                    .get("Attributes")
-                    .and_then(|a| a.as_object())
-                    .and_then(|a| a.n("parts_done"))
-                    .unwrap_or(0);
+                let parts_done = out.attributes.and_then(|a| a.n("parts_done")).unwrap_or(0);
                 Ok(Claim::Acquired {
                     parts_done: parts_done.max(0) as u32,
                 })
@@ -116,20 +108,15 @@ impl Store {
         parts_done: u32,
     ) -> Result<(), DynamoError> {
         self.db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": Self::key(&key.pk(), "CLAIM"),
-                    "UpdateExpression": "SET #st = :status, parts_done = :parts REMOVE lease_until",
-                    "ExpressionAttributeNames": { "#st": "status" },
-                    "ExpressionAttributeValues": {
-                        ":status": str_attr(status),
-                        ":parts": num_attr(i64::from(parts_done)),
-                    },
-                }),
-            )
-            .await
-            .map(|_| ())
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key.pk(), "CLAIM")))
+            .update_expression("SET #st = :status, parts_done = :parts REMOVE lease_until")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":status", str_attr(status))
+            .expression_attribute_values(":parts", num_attr(i64::from(parts_done)))
+            .send()
+            .await?;
+        Ok(())
     }
 }

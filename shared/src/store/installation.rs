@@ -1,11 +1,13 @@
 //! The `Installation` record: what the OAuth flow stores per workspace.
 
-use serde_json::json;
-
 use super::Store;
 use crate::dynamo::item::{bool_attr, num_attr, str_attr};
 use crate::dynamo::{condition_held, DynamoError, Item, ItemExt};
 use crate::secret::Secret;
+use aws_sdk_dynamodb::types::ReturnValue;
+
+/// The sort key of a workspace's installation record.
+const INSTALLATION_SK: &str = "INSTALLATION";
 
 /// How an installation is found: by team, or by enterprise for org-wide
 /// (Enterprise Grid) installs.
@@ -75,9 +77,7 @@ impl Installation {
     }
 
     fn to_item(&self) -> Item {
-        let mut item = Item::new();
-        item.insert("pk".into(), str_attr(self.key.pk()));
-        item.insert("sk".into(), str_attr("INSTALLATION"));
+        let mut item = Store::key(self.key.pk(), INSTALLATION_SK);
         let mut opt = |name: &str, value: &Option<String>| {
             if let Some(v) = value {
                 item.insert(name.into(), str_attr(v.clone()));
@@ -138,10 +138,7 @@ impl Store {
         &self,
         key: &WorkspaceKey,
     ) -> Result<Option<Installation>, DynamoError> {
-        let item = self
-            .db
-            .get_item(&self.table, Self::key(&key.pk(), "INSTALLATION"))
-            .await?;
+        let item = self.get(Self::key(key.pk(), INSTALLATION_SK)).await?;
         Ok(item.and_then(|item| Installation::from_item(key.clone(), &item)))
     }
 
@@ -150,31 +147,26 @@ impl Store {
     /// path: the functions always know which workspace they need.
     pub async fn installations(&self) -> Result<Vec<Installation>, DynamoError> {
         let mut found = Vec::new();
-        let mut start: Option<serde_json::Value> = None;
+        let mut start = None;
         loop {
-            let mut input = json!({
-                "TableName": self.table,
-                "FilterExpression": "sk = :sk",
-                "ExpressionAttributeValues": { ":sk": str_attr("INSTALLATION") },
-                "ConsistentRead": true,
-            });
-            if let Some(key) = start.take() {
-                input["ExclusiveStartKey"] = key;
-            }
-            let out = self.db.call("Scan", &input).await?;
-            for item in out["Items"].as_array().into_iter().flatten() {
-                let Some(item) = item.as_object() else {
-                    continue;
-                };
+            let out = self
+                .db
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :sk")
+                .expression_attribute_values(":sk", str_attr(INSTALLATION_SK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in out.items.unwrap_or_default() {
                 let Some(id) = item.s("pk").and_then(|pk| pk.strip_prefix("WORKSPACE#")) else {
                     continue;
                 };
-                found.extend(Installation::from_item(WorkspaceKey::from_id(id), item));
+                found.extend(Installation::from_item(WorkspaceKey::from_id(id), &item));
             }
-            match out.get("LastEvaluatedKey") {
-                Some(key) if key.as_object().is_some_and(|k| !k.is_empty()) => {
-                    start = Some(key.clone())
-                }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
                 _ => return Ok(found),
             }
         }
@@ -182,13 +174,7 @@ impl Store {
 
     /// Creates or replaces (reinstall: new token and scopes, same record).
     pub async fn put_installation(&self, installation: &Installation) -> Result<(), DynamoError> {
-        self.db
-            .call(
-                "PutItem",
-                &json!({ "TableName": self.table, "Item": installation.to_item() }),
-            )
-            .await
-            .map(|_| ())
+        self.put(installation.to_item()).await
     }
 
     /// Stores a refreshed token pair only if the stored refresh token is
@@ -201,17 +187,14 @@ impl Store {
     ) -> Result<bool, DynamoError> {
         let result = self
             .db
-            .call(
-                "PutItem",
-                &json!({
-                    "TableName": self.table,
-                    "Item": installation.to_item(),
-                    "ConditionExpression": "refresh_token = :used",
-                    "ExpressionAttributeValues": { ":used": str_attr(used_refresh_token.expose()) }
-                }),
-            )
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(installation.to_item()))
+            .condition_expression("refresh_token = :used")
+            .expression_attribute_values(":used", str_attr(used_refresh_token.expose()))
+            .send()
             .await;
-        condition_held(result)
+        condition_held(result.map_err(DynamoError::from))
     }
 
     /// Takes the right to exchange `refresh_token` until `until` (docs/design.md
@@ -227,26 +210,28 @@ impl Store {
     ) -> Result<RotationLease, DynamoError> {
         let result = self
             .db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": Self::key(&key.pk(), "INSTALLATION"),
-                    "UpdateExpression": "SET rotation_lease_until = :until",
-                    "ConditionExpression": "refresh_token = :used AND (attribute_not_exists(rotation_lease_until) OR rotation_lease_until < :now)",
-                    "ExpressionAttributeValues": {
-                        ":until": num_attr(until),
-                        ":now": num_attr(now),
-                        ":used": str_attr(refresh_token.expose()),
-                    },
-                    "ReturnValues": "UPDATED_OLD",
-                }),
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key.pk(), INSTALLATION_SK)))
+            .update_expression("SET rotation_lease_until = :until")
+            .condition_expression(
+                "refresh_token = :used AND (attribute_not_exists(rotation_lease_until) OR rotation_lease_until < :now)",
             )
-            .await;
+            .expression_attribute_values(":until", num_attr(until))
+            .expression_attribute_values(":now", num_attr(now))
+            .expression_attribute_values(":used", str_attr(refresh_token.expose()))
+            .return_values(ReturnValue::UpdatedOld)
+            .send()
+            .await
+            .map_err(DynamoError::from);
         // A rotated pair is written whole (`replace_rotated_token`), which
         // ends the lease: an old lease still there is one that ran out.
         Ok(match result {
-            Ok(out) if out["Attributes"].get("rotation_lease_until").is_some() => {
+            Ok(out)
+                if out
+                    .attributes()
+                    .is_some_and(|old| old.contains_key("rotation_lease_until")) =>
+            {
                 RotationLease::TakenOver
             }
             Ok(_) => RotationLease::Taken,
@@ -264,17 +249,15 @@ impl Store {
     ) -> Result<(), DynamoError> {
         let result = self
             .db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": Self::key(&key.pk(), "INSTALLATION"),
-                    "UpdateExpression": "REMOVE rotation_lease_until",
-                    "ConditionExpression": "refresh_token = :used",
-                    "ExpressionAttributeValues": { ":used": str_attr(refresh_token.expose()) }
-                }),
-            )
-            .await;
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key.pk(), INSTALLATION_SK)))
+            .update_expression("REMOVE rotation_lease_until")
+            .condition_expression("refresh_token = :used")
+            .expression_attribute_values(":used", str_attr(refresh_token.expose()))
+            .send()
+            .await
+            .map_err(DynamoError::from);
         // Rotated meanwhile: nothing to give back.
         condition_held(result).map(|_| ())
     }
@@ -289,38 +272,30 @@ impl Store {
     ) -> Result<bool, DynamoError> {
         let result = self
             .db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": Self::key(&key.pk(), "INSTALLATION"),
-                    "UpdateExpression": "SET needs_reinstall = :t",
-                    "ConditionExpression": "refresh_token = :refused",
-                    "ExpressionAttributeValues": {
-                        ":t": bool_attr(true),
-                        ":refused": str_attr(refused_refresh_token.expose()),
-                    }
-                }),
-            )
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key.pk(), INSTALLATION_SK)))
+            .update_expression("SET needs_reinstall = :t")
+            .condition_expression("refresh_token = :refused")
+            .expression_attribute_values(":t", bool_attr(true))
+            .expression_attribute_values(":refused", str_attr(refused_refresh_token.expose()))
+            .send()
             .await;
-        condition_held(result)
+        condition_held(result.map_err(DynamoError::from))
     }
 
     pub async fn mark_needs_reinstall(&self, key: &WorkspaceKey) -> Result<(), DynamoError> {
         let result = self
             .db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": Self::key(&key.pk(), "INSTALLATION"),
-                    "UpdateExpression": "SET needs_reinstall = :t",
-                    "ConditionExpression": "attribute_exists(pk)",
-                    "ExpressionAttributeValues": { ":t": bool_attr(true) }
-                }),
-            )
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key.pk(), INSTALLATION_SK)))
+            .update_expression("SET needs_reinstall = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", bool_attr(true))
+            .send()
             .await;
         // Nothing to change when the condition does not hold.
-        condition_held(result).map(|_| ())
+        condition_held(result.map_err(DynamoError::from)).map(|_| ())
     }
 }

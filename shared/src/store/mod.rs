@@ -36,12 +36,20 @@ pub use installation::{Installation, RotationLease, WorkspaceKey};
 pub use oauth_state::{ConsumedState, OAuthState, OAUTH_STATE_TTL_SECS};
 pub use outbox::{
     Conversation, DeadLetter, DeadLetterId, Direction, Lane, NewOutboxItem, OutboxItem,
-    WaitingConversation, DEAD_LETTER_TTL_SECS, MAX_PAYLOAD_BYTES,
+    WaitingConversation, WaitingPage, DEAD_LETTER_TTL_SECS, MAX_PAYLOAD_BYTES,
+};
+pub use workspace::WorkspaceRecord;
+
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 pub use slack_posts::{SlackPosts, SLACK_POSTS_TTL_SECS};
 pub use workspace_settings::{NoticeLanguage, Route};
 
-use crate::dynamo::{DynamoClient, DynamoError};
+use crate::dynamo::item::str_attr;
+use crate::dynamo::{DynamoClient, DynamoError, Item};
 
 #[derive(Clone)]
 pub struct Store {
@@ -65,49 +73,109 @@ impl Store {
         &self.db
     }
 
-    fn key(pk: &str, sk: &str) -> serde_json::Value {
-        serde_json::json!({ "pk": { "S": pk }, "sk": { "S": sk } })
+    fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+        [
+            ("pk".to_string(), str_attr(pk)),
+            ("sk".to_string(), str_attr(sk)),
+        ]
+        .into()
     }
 
-    /// Creates the table with the docs/design.md §1 key schema and TTL (tests, local runs).
-    pub async fn create_table(&self) -> Result<(), DynamoError> {
-        let result = self
+    /// The item under `key` (strongly consistent), if any.
+    async fn get(&self, key: Item) -> Result<Option<Item>, DynamoError> {
+        let out = self
             .db
-            .call(
-                "CreateTable",
-                &serde_json::json!({
-                    "TableName": self.table,
-                    "BillingMode": "PAY_PER_REQUEST",
-                    "AttributeDefinitions": [
-                        { "AttributeName": "pk", "AttributeType": "S" },
-                        { "AttributeName": "sk", "AttributeType": "S" }
-                    ],
-                    "KeySchema": [
-                        { "AttributeName": "pk", "KeyType": "HASH" },
-                        { "AttributeName": "sk", "KeyType": "RANGE" }
-                    ]
-                }),
-            )
-            .await;
-        match result {
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out.item)
+    }
+
+    /// Every item `query` matches, page after page (for partitions that
+    /// stay small: one workspace's records, the dead letters).
+    async fn query_all(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, DynamoError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query.clone().set_exclusive_start_key(start).send().await?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Puts `item` as it is (no condition).
+    async fn put(&self, item: Item) -> Result<(), DynamoError> {
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Creates the table with the docs/design.md §4 key schema and TTL (tests, local runs).
+    pub async fn create_table(&self) -> Result<(), DynamoError> {
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+        };
+        let string = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let created = self
+            .db
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(string("pk").map_err(built)?)
+            .attribute_definitions(string("sk").map_err(built)?)
+            .key_schema(key("pk", KeyType::Hash).map_err(built)?)
+            .key_schema(key("sk", KeyType::Range).map_err(built)?)
+            .send()
+            .await
+            .map_err(DynamoError::from);
+        match created {
             Ok(_) => {}
             Err(DynamoError::Rejected { kind, .. }) if kind == "ResourceInUseException" => {}
             Err(e) => return Err(e),
         }
-        self.db
-            .call(
-                "UpdateTimeToLive",
-                &serde_json::json!({
-                    "TableName": self.table,
-                    "TimeToLiveSpecification": { "Enabled": true, "AttributeName": "expires_at" }
-                }),
-            )
+        let ttl = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name("expires_at")
+            .build()
+            .map_err(built)?;
+        match self
+            .db
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(ttl)
+            .send()
             .await
-            .map(|_| ())
-            .or_else(|e| match e {
-                // Already enabled.
-                DynamoError::Rejected { .. } => Ok(()),
-                e => Err(e),
-            })
+            .map_err(DynamoError::from)
+        {
+            // Already enabled.
+            Ok(_) | Err(DynamoError::Rejected { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A request shape the SDK's builder refused (a required field missing).
+fn built(error: aws_sdk_dynamodb::error::BuildError) -> DynamoError {
+    DynamoError::Rejected {
+        kind: "BuildError".into(),
+        message: error.to_string(),
     }
 }

@@ -9,7 +9,7 @@
 //! deletes at once, and an expired state must answer "expired" either way,
 //! not "unknown".
 
-use serde_json::json;
+use aws_sdk_dynamodb::types::ReturnValue;
 
 use super::Store;
 use crate::clock::now_epoch_secs;
@@ -54,26 +54,24 @@ impl Store {
         redirect_uri: &str,
         expires_at: i64,
     ) -> Result<(), DynamoError> {
+        let mut record = Self::key(pk(state), "STATE");
+        record.insert("redirect_uri".into(), str_attr(redirect_uri));
+        record.insert("created_at".into(), num_attr(now_epoch_secs()));
+        record.insert("valid_until".into(), num_attr(expires_at));
+        record.insert(
+            "expires_at".into(),
+            num_attr(expires_at + CLEANUP_GRACE_SECS),
+        );
         self.db
-            .call(
-                "PutItem",
-                &json!({
-                    "TableName": self.table,
-                    "Item": {
-                        "pk": str_attr(pk(state)),
-                        "sk": str_attr("STATE"),
-                        "redirect_uri": str_attr(redirect_uri),
-                        "created_at": num_attr(now_epoch_secs()),
-                        "valid_until": num_attr(expires_at),
-                        "expires_at": num_attr(expires_at + CLEANUP_GRACE_SECS),
-                    },
-                    // 256 random bits never collide; the guard keeps "one
-                    // state, one install" true regardless.
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }),
-            )
-            .await
-            .map(|_| ())
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            // 256 random bits never collide; the guard keeps "one state,
+            // one install" true regardless.
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await?;
+        Ok(())
     }
 
     /// Deletes the `state` and returns what it held: the first caller wins,
@@ -81,22 +79,20 @@ impl Store {
     pub async fn consume_oauth_state(&self, state: &str) -> Result<ConsumedState, DynamoError> {
         let result = self
             .db
-            .call(
-                "DeleteItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": Self::key(&pk(state), "STATE"),
-                    "ConditionExpression": "attribute_exists(pk)",
-                    "ReturnValues": "ALL_OLD",
-                }),
-            )
-            .await;
-        let out = match result {
-            Ok(out) => out,
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk(state), "STATE")))
+            .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(DynamoError::from);
+        let old = match result {
+            Ok(out) => out.attributes,
             Err(DynamoError::ConditionalCheckFailed(_)) => return Ok(ConsumedState::Unknown),
             Err(e) => return Err(e),
         };
-        let Some(old) = out.get("Attributes").and_then(|a| a.as_object()) else {
+        let Some(old) = old else {
             return Ok(ConsumedState::Unknown);
         };
         let expires_at = old.n("valid_until").unwrap_or(0);

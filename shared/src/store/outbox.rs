@@ -19,11 +19,11 @@
 //! an outbox record, so "nothing waits" can be read from the conversation
 //! record alone, which the normal path reads anyway.
 
-use serde_json::{json, Value};
+use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem, Update};
 
-use super::{Store, WorkspaceKey};
+use super::{built, Store, WorkspaceKey};
 use crate::clock::now_epoch_secs;
-use crate::dynamo::item::{num_attr, str_attr};
+use crate::dynamo::item::{num_attr, str_attr, str_list_attr};
 use crate::dynamo::{condition_held, DynamoError, Item, ItemExt};
 
 /// How long a dead letter stays for an operator to look at.
@@ -33,6 +33,9 @@ pub const MAX_PAYLOAD_BYTES: usize = 350_000;
 
 const OUTBOX_PK: &str = "OUTBOX";
 const DEAD_LETTER_PK: &str = "DEADLETTER";
+/// Sorts after every character a sort key holds: `<prefix>` + this is past
+/// every key that starts with `<prefix>`.
+const AFTER_ALL: char = char::MAX;
 
 /// Which way a message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,16 +157,7 @@ impl OutboxItem {
         let (tag, rest) = sk.split_once('#')?;
         let direction = Direction::from_tag(tag)?;
         let (visitor, seq) = rest.rsplit_once('#')?;
-        let parts = item
-            .get("parts")
-            .and_then(|p| p.get("L"))
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|v| v.get("S").and_then(Value::as_str).map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let parts = item.str_list("parts").unwrap_or_default();
         let count = |name: &str| item.n(name).unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32;
         Some(Self {
             direction,
@@ -186,9 +180,19 @@ impl OutboxItem {
 pub struct WaitingConversation {
     pub workspace: WorkspaceKey,
     pub visitor: String,
+    /// Its messages on this page (the last conversation of a page may
+    /// have more on the next).
     pub items: usize,
     /// When the first waiting message may be tried (the rest wait behind it).
     pub head_next_attempt_at: i64,
+}
+
+/// One page of [`Store::waiting_conversations`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WaitingPage {
+    pub conversations: Vec<WaitingConversation>,
+    /// More conversations may wait after the last one.
+    pub more: bool,
 }
 
 /// A dead letter as stored.
@@ -260,18 +264,14 @@ pub fn sort_key(direction: Direction, visitor: &str, seq: u64) -> String {
     format!("{}#{visitor}#{seq:012}", direction.tag())
 }
 
-fn conversation_key(workspace: &WorkspaceKey, visitor: &str) -> Value {
-    Store::key(&workspace.pk(), &format!("CONVERSATION#{visitor}"))
+fn conversation_key(workspace: &WorkspaceKey, visitor: &str) -> Item {
+    Store::key(workspace.pk(), format!("CONVERSATION#{visitor}"))
 }
 
-fn parts_attr(parts: &[String]) -> Value {
-    json!({ "L": parts.iter().map(|p| str_attr(p.as_str())).collect::<Vec<_>>() })
-}
-
-/// True when a transaction was cancelled because a condition did not hold.
-fn condition_failed_in_transaction(error: &DynamoError) -> bool {
-    matches!(error, DynamoError::Rejected { kind, message }
-        if kind == "TransactionCanceledException" && message.contains("ConditionalCheckFailed"))
+/// The sort keys of one conversation's messages lie in `[first, last]`.
+fn conversation_range(direction: Direction, visitor: &str) -> (String, String) {
+    let prefix = format!("{}#{visitor}#", direction.tag());
+    (prefix.clone(), format!("{prefix}{AFTER_ALL}"))
 }
 
 impl Store {
@@ -282,10 +282,7 @@ impl Store {
         workspace: &WorkspaceKey,
         visitor: &str,
     ) -> Result<Conversation, DynamoError> {
-        let item = self
-            .db
-            .get_item(&self.table, conversation_key(workspace, visitor))
-            .await?;
+        let item = self.get(conversation_key(workspace, visitor)).await?;
         Ok(item
             .as_ref()
             .map(Conversation::from_item)
@@ -303,48 +300,47 @@ impl Store {
             .await?;
         for _ in 0..2 {
             let now = now_epoch_secs();
-            let mut record = json!({
-                "pk": str_attr(OUTBOX_PK),
-                "sk": str_attr(sort_key(new.direction, &new.visitor, seq)),
-                "direction": str_attr(new.direction.tag()),
-                "workspace": str_attr(new.workspace.id()),
-                "visitor": str_attr(&new.visitor),
-                "parts": parts_attr(&new.parts),
-                "parts_done": num_attr(0),
-                "attempts": num_attr(i64::from(new.attempts)),
-                "next_attempt_at": num_attr(new.next_attempt_at),
-                "created_at": num_attr(now),
-                "origin": str_attr(&new.origin),
-            });
+            let mut record = Self::key(OUTBOX_PK, sort_key(new.direction, &new.visitor, seq));
+            record.extend([
+                ("direction".into(), str_attr(new.direction.tag())),
+                ("workspace".into(), str_attr(new.workspace.id())),
+                ("visitor".into(), str_attr(&new.visitor)),
+                ("parts".into(), str_list_attr(&new.parts)),
+                ("parts_done".into(), num_attr(0)),
+                ("attempts".into(), num_attr(i64::from(new.attempts))),
+                ("next_attempt_at".into(), num_attr(new.next_attempt_at)),
+                ("created_at".into(), num_attr(now)),
+                ("origin".into(), str_attr(&new.origin)),
+            ]);
             if let Some(error) = &new.last_error {
-                record["last_error"] = str_attr(error.as_str());
+                record.insert("last_error".into(), str_attr(error.as_str()));
             }
-            let pending = new.direction.attr("pending");
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(record))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(built)?;
+            let count = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(conversation_key(&new.workspace, &new.visitor)))
+                .update_expression("ADD #pending :one SET updated_at = :now")
+                .expression_attribute_names("#pending", new.direction.attr("pending"))
+                .expression_attribute_values(":one", num_attr(1))
+                .expression_attribute_values(":now", num_attr(now))
+                .build()
+                .map_err(built)?;
             let result = self
-                .db
-                .call(
-                    "TransactWriteItems",
-                    &json!({ "TransactItems": [
-                        { "Put": {
-                            "TableName": self.table,
-                            "Item": record,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        } },
-                        { "Update": {
-                            "TableName": self.table,
-                            "Key": conversation_key(&new.workspace, &new.visitor),
-                            "UpdateExpression": "ADD #pending :one SET updated_at = :now",
-                            "ExpressionAttributeNames": { "#pending": pending },
-                            "ExpressionAttributeValues": { ":one": num_attr(1), ":now": num_attr(now) },
-                        } },
-                    ] }),
-                )
+                .transact(vec![
+                    TransactWriteItem::builder().put(put).build(),
+                    TransactWriteItem::builder().update(count).build(),
+                ])
                 .await;
             match result {
-                Ok(_) => return Ok(seq),
+                Ok(()) => return Ok(seq),
                 // The counter restarted (its record was deleted while
                 // messages waited): continue after the last one stored.
-                Err(error) if condition_failed_in_transaction(&error) => {
+                Err(DynamoError::ConditionalCheckFailed(_)) => {
                     tracing::warn!(visitor = %new.visitor, seq, "outbox_sequence_reseeded");
                     seq = self.reseed_seq(new).await?;
                 }
@@ -356,6 +352,15 @@ impl Store {
         ))
     }
 
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), DynamoError> {
+        self.db
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await?;
+        Ok(())
+    }
+
     async fn next_seq(
         &self,
         direction: Direction,
@@ -364,20 +369,16 @@ impl Store {
     ) -> Result<u64, DynamoError> {
         let out = self
             .db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": conversation_key(workspace, visitor),
-                    "UpdateExpression": "ADD #seq :one",
-                    "ExpressionAttributeNames": { "#seq": direction.attr("next_seq") },
-                    "ExpressionAttributeValues": { ":one": num_attr(1) },
-                    "ReturnValues": "UPDATED_NEW",
-                }),
-            )
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(conversation_key(workspace, visitor)))
+            .update_expression("ADD #seq :one")
+            .expression_attribute_names("#seq", direction.attr("next_seq"))
+            .expression_attribute_values(":one", num_attr(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
             .await?;
-        out.get("Attributes")
-            .and_then(Value::as_object)
+        out.attributes
             .and_then(|a| a.n(&direction.attr("next_seq")))
             .map(|n| n.max(1) as u64)
             .ok_or_else(|| DynamoError::Unavailable("UpdateItem returned no next_seq".into()))
@@ -385,75 +386,74 @@ impl Store {
 
     /// Sets the counter past the conversation's last stored sequence number.
     async fn reseed_seq(&self, new: &NewOutboxItem) -> Result<u64, DynamoError> {
+        let (first, last) = conversation_range(new.direction, &new.visitor);
         let out = self
             .db
-            .call(
-                "Query",
-                &json!({
-                    "TableName": self.table,
-                    "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-                    "ExpressionAttributeValues": {
-                        ":pk": str_attr(OUTBOX_PK),
-                        ":prefix": str_attr(format!("{}#{}#", new.direction.tag(), new.visitor)),
-                    },
-                    "ProjectionExpression": "sk",
-                    "ScanIndexForward": false,
-                    "Limit": 1,
-                    "ConsistentRead": true,
-                }),
-            )
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+            .expression_attribute_values(":pk", str_attr(OUTBOX_PK))
+            .expression_attribute_values(":first", str_attr(first))
+            .expression_attribute_values(":last", str_attr(last))
+            .projection_expression("sk")
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true)
+            .send()
             .await?;
         let last = out
-            .get("Items")
-            .and_then(Value::as_array)
-            .and_then(|items| items.first())
-            .and_then(|item| {
-                item.get("sk")?
-                    .get("S")?
-                    .as_str()?
-                    .rsplit('#')
-                    .next()?
-                    .parse()
-                    .ok()
-            })
+            .items()
+            .first()
+            .and_then(|item| item.s("sk")?.rsplit('#').next()?.parse().ok())
             .unwrap_or(0u64);
         let next = last + 1;
         self.db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": conversation_key(&new.workspace, &new.visitor),
-                    "UpdateExpression": "SET #seq = :next",
-                    "ExpressionAttributeNames": { "#seq": new.direction.attr("next_seq") },
-                    "ExpressionAttributeValues": { ":next": num_attr(next as i64) },
-                }),
-            )
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(conversation_key(&new.workspace, &new.visitor)))
+            .update_expression("SET #seq = :next")
+            .expression_attribute_names("#seq", new.direction.attr("next_seq"))
+            .expression_attribute_values(":next", num_attr(next as i64))
+            .send()
             .await?;
         Ok(next)
     }
 
     /// The conversations with messages waiting in `direction`, in sort-key
-    /// order, from a light first Query (keys and times only).
+    /// order, starting after the conversation `after` (`None`: from the
+    /// first), from a light Query (keys and times only) that reads at most
+    /// `limit` waiting messages.
     pub async fn waiting_conversations(
         &self,
         direction: Direction,
-    ) -> Result<Vec<WaitingConversation>, DynamoError> {
-        let items = self
+        after: Option<&str>,
+        limit: i32,
+    ) -> Result<WaitingPage, DynamoError> {
+        let first = match after {
+            Some(visitor) => conversation_range(direction, visitor).1,
+            None => format!("{}#", direction.tag()),
+        };
+        let out = self
             .db
-            .query_all(json!({
-                "TableName": self.table,
-                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-                "ExpressionAttributeValues": {
-                    ":pk": str_attr(OUTBOX_PK),
-                    ":prefix": str_attr(format!("{}#", direction.tag())),
-                },
-                "ProjectionExpression": "sk, workspace, next_attempt_at",
-                "ConsistentRead": true,
-            }))
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+            .expression_attribute_values(":pk", str_attr(OUTBOX_PK))
+            .expression_attribute_values(":first", str_attr(first))
+            .expression_attribute_values(
+                ":last",
+                str_attr(format!("{}#{AFTER_ALL}", direction.tag())),
+            )
+            .projection_expression("sk, workspace, next_attempt_at")
+            .limit(limit)
+            .consistent_read(true)
+            .send()
             .await?;
-        let mut waiting: Vec<WaitingConversation> = Vec::new();
-        for item in &items {
+        let mut page = WaitingPage {
+            conversations: Vec::new(),
+            more: out.last_evaluated_key.is_some_and(|key| !key.is_empty()),
+        };
+        for item in out.items.unwrap_or_default() {
             let Some((visitor, _)) = item
                 .s("sk")
                 .and_then(|sk| sk.split_once('#'))
@@ -461,9 +461,9 @@ impl Store {
             else {
                 continue;
             };
-            match waiting.last_mut() {
+            match page.conversations.last_mut() {
                 Some(last) if last.visitor == visitor => last.items += 1,
-                _ => waiting.push(WaitingConversation {
+                _ => page.conversations.push(WaitingConversation {
                     workspace: WorkspaceKey::from_id(item.s("workspace").unwrap_or_default()),
                     visitor: visitor.to_string(),
                     items: 1,
@@ -471,28 +471,40 @@ impl Store {
                 }),
             }
         }
-        Ok(waiting)
+        Ok(page)
     }
 
-    /// One conversation's waiting messages in order (read under its lease).
+    /// Up to `limit` of one conversation's waiting messages, in order, after
+    /// sequence number `after_seq` (read under its lease). Fewer than
+    /// `limit` means none wait after them.
     pub async fn conversation_outbox(
         &self,
         direction: Direction,
         visitor: &str,
+        after_seq: u64,
+        limit: i32,
     ) -> Result<Vec<OutboxItem>, DynamoError> {
-        let items = self
+        let (_, last) = conversation_range(direction, visitor);
+        let out = self
             .db
-            .query_all(json!({
-                "TableName": self.table,
-                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-                "ExpressionAttributeValues": {
-                    ":pk": str_attr(OUTBOX_PK),
-                    ":prefix": str_attr(format!("{}#{visitor}#", direction.tag())),
-                },
-                "ConsistentRead": true,
-            }))
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+            .expression_attribute_values(":pk", str_attr(OUTBOX_PK))
+            .expression_attribute_values(
+                ":first",
+                str_attr(sort_key(direction, visitor, after_seq.saturating_add(1))),
+            )
+            .expression_attribute_values(":last", str_attr(last))
+            .limit(limit)
+            .consistent_read(true)
+            .send()
             .await?;
-        Ok(items.iter().filter_map(OutboxItem::from_item).collect())
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(OutboxItem::from_item)
+            .collect())
     }
 
     /// Takes the drain lease of one conversation in one direction until
@@ -507,19 +519,17 @@ impl Store {
     ) -> Result<bool, DynamoError> {
         let result = self
             .db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": conversation_key(workspace, visitor),
-                    "UpdateExpression": "SET #lease = :until",
-                    "ConditionExpression": "attribute_not_exists(#lease) OR #lease < :now",
-                    "ExpressionAttributeNames": { "#lease": direction.attr("lease_until") },
-                    "ExpressionAttributeValues": { ":until": num_attr(until), ":now": num_attr(now) },
-                }),
-            )
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(conversation_key(workspace, visitor)))
+            .update_expression("SET #lease = :until")
+            .condition_expression("attribute_not_exists(#lease) OR #lease < :now")
+            .expression_attribute_names("#lease", direction.attr("lease_until"))
+            .expression_attribute_values(":until", num_attr(until))
+            .expression_attribute_values(":now", num_attr(now))
+            .send()
             .await;
-        condition_held(result)
+        condition_held(result.map_err(DynamoError::from))
     }
 
     /// Gives the lease back, unless it ran out and another drain took it.
@@ -532,34 +542,27 @@ impl Store {
     ) -> Result<(), DynamoError> {
         let result = self
             .db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": conversation_key(workspace, visitor),
-                    "UpdateExpression": "SET #lease = :zero",
-                    "ConditionExpression": "#lease = :held",
-                    "ExpressionAttributeNames": { "#lease": direction.attr("lease_until") },
-                    "ExpressionAttributeValues": { ":zero": num_attr(0), ":held": num_attr(held_until) },
-                }),
-            )
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(conversation_key(workspace, visitor)))
+            .update_expression("SET #lease = :zero")
+            .condition_expression("#lease = :held")
+            .expression_attribute_names("#lease", direction.attr("lease_until"))
+            .expression_attribute_values(":zero", num_attr(0))
+            .expression_attribute_values(":held", num_attr(held_until))
+            .send()
             .await;
         // Nothing to change when the condition does not hold.
-        condition_held(result).map(|_| ())
+        condition_held(result.map_err(DynamoError::from)).map(|_| ())
     }
 
     /// A delivered message leaves the outbox and stops counting as pending.
     pub async fn finish_outbox_item(&self, item: &OutboxItem) -> Result<(), DynamoError> {
-        self.db
-            .call(
-                "TransactWriteItems",
-                &json!({ "TransactItems": [
-                    Self::delete_outbox_op(&self.table, item),
-                    Self::pending_down_op(&self.table, item),
-                ] }),
-            )
-            .await
-            .map(|_| ())
+        self.transact(vec![
+            self.delete_outbox_op(item)?,
+            self.pending_down_op(item)?,
+        ])
+        .await
     }
 
     /// A failed attempt: remember progress and when to try again.
@@ -572,23 +575,18 @@ impl Store {
         last_error: &str,
     ) -> Result<(), DynamoError> {
         self.db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": Self::key(OUTBOX_PK, &item.sort_key()),
-                    "UpdateExpression": "SET parts_done = :done, attempts = :attempts, next_attempt_at = :next, last_error = :error",
-                    "ConditionExpression": "attribute_exists(pk)",
-                    "ExpressionAttributeValues": {
-                        ":done": num_attr(i64::from(parts_done)),
-                        ":attempts": num_attr(i64::from(attempts)),
-                        ":next": num_attr(next_attempt_at),
-                        ":error": str_attr(truncated(last_error, 1_000)),
-                    },
-                }),
-            )
-            .await
-            .map(|_| ())
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(OUTBOX_PK, item.sort_key())))
+            .update_expression("SET parts_done = :done, attempts = :attempts, next_attempt_at = :next, last_error = :error")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":done", num_attr(i64::from(parts_done)))
+            .expression_attribute_values(":attempts", num_attr(i64::from(attempts)))
+            .expression_attribute_values(":next", num_attr(next_attempt_at))
+            .expression_attribute_values(":error", str_attr(truncated(last_error, 1_000)))
+            .send()
+            .await?;
+        Ok(())
     }
 
     /// Moves a waiting message to the dead letters, in one transaction.
@@ -598,7 +596,7 @@ impl Store {
         parts_done: u32,
         reason: &str,
     ) -> Result<(), DynamoError> {
-        let mut letter = self.dead_letter_record(
+        let mut letter = dead_letter_record(
             item.direction,
             &item.workspace,
             &item.visitor,
@@ -607,23 +605,23 @@ impl Store {
             &item.origin,
             reason,
         );
-        letter["parts_done"] = num_attr(i64::from(parts_done));
-        letter["attempts"] = num_attr(i64::from(item.attempts));
-        letter["created_at"] = num_attr(item.created_at);
+        letter.insert("parts_done".into(), num_attr(i64::from(parts_done)));
+        letter.insert("attempts".into(), num_attr(i64::from(item.attempts)));
+        letter.insert("created_at".into(), num_attr(item.created_at));
         if let Some(error) = &item.last_error {
-            letter["last_error"] = str_attr(error.as_str());
+            letter.insert("last_error".into(), str_attr(error.as_str()));
         }
-        self.db
-            .call(
-                "TransactWriteItems",
-                &json!({ "TransactItems": [
-                    { "Put": { "TableName": self.table, "Item": letter } },
-                    Self::delete_outbox_op(&self.table, item),
-                    Self::pending_down_op(&self.table, item),
-                ] }),
-            )
-            .await
-            .map(|_| ())
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(letter))
+            .build()
+            .map_err(built)?;
+        self.transact(vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.delete_outbox_op(item)?,
+            self.pending_down_op(item)?,
+        ])
+        .await
     }
 
     /// A message that failed for good before it ever waited in the outbox.
@@ -635,7 +633,7 @@ impl Store {
         let seq = self
             .next_seq(new.direction, &new.workspace, &new.visitor)
             .await?;
-        let mut letter = self.dead_letter_record(
+        let mut letter = dead_letter_record(
             new.direction,
             &new.workspace,
             &new.visitor,
@@ -644,40 +642,32 @@ impl Store {
             &new.origin,
             reason,
         );
-        letter["created_at"] = num_attr(now_epoch_secs());
-        letter["attempts"] = num_attr(i64::from(new.attempts));
+        letter.insert("created_at".into(), num_attr(now_epoch_secs()));
+        letter.insert("attempts".into(), num_attr(i64::from(new.attempts)));
         if let Some(error) = &new.last_error {
-            letter["last_error"] = str_attr(error.as_str());
+            letter.insert("last_error".into(), str_attr(error.as_str()));
         }
-        self.db
-            .call(
-                "PutItem",
-                &json!({ "TableName": self.table, "Item": letter }),
-            )
-            .await
-            .map(|_| ())
+        self.put(letter).await
     }
 
     /// Every dead letter, oldest conversation first (operators, tests).
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, DynamoError> {
         let records = self
-            .db
-            .query_all(json!({
-                "TableName": self.table,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": { ":pk": str_attr(DEAD_LETTER_PK) },
-                "ConsistentRead": true,
-            }))
+            .query_all(
+                self.db
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", str_attr(DEAD_LETTER_PK))
+                    .consistent_read(true),
+            )
             .await?;
         Ok(records.iter().filter_map(DeadLetter::from_record).collect())
     }
 
     /// One dead letter, if it is (still) there.
     pub async fn dead_letter(&self, id: &DeadLetterId) -> Result<Option<DeadLetter>, DynamoError> {
-        let record = self
-            .db
-            .get_item(&self.table, Self::key(DEAD_LETTER_PK, &id.sort_key()))
-            .await?;
+        let record = self.get(Self::key(DEAD_LETTER_PK, id.sort_key())).await?;
         Ok(record.as_ref().and_then(DeadLetter::from_record))
     }
 
@@ -700,59 +690,61 @@ impl Store {
         let item = &letter.item;
         let mut seq = item.seq;
         for _ in 0..2 {
-            let mut record = json!({
-                "pk": str_attr(OUTBOX_PK),
-                "sk": str_attr(sort_key(item.direction, &item.visitor, seq)),
-                "direction": str_attr(item.direction.tag()),
-                "workspace": str_attr(item.workspace.id()),
-                "visitor": str_attr(&item.visitor),
-                "parts": parts_attr(&item.parts),
-                "parts_done": num_attr(i64::from(item.parts_done)),
-                "attempts": num_attr(0),
-                "next_attempt_at": num_attr(now),
-                "created_at": num_attr(now),
-                "origin": str_attr(&item.origin),
-            });
+            let mut record = Self::key(OUTBOX_PK, sort_key(item.direction, &item.visitor, seq));
+            record.extend([
+                ("direction".into(), str_attr(item.direction.tag())),
+                ("workspace".into(), str_attr(item.workspace.id())),
+                ("visitor".into(), str_attr(&item.visitor)),
+                ("parts".into(), str_list_attr(&item.parts)),
+                ("parts_done".into(), num_attr(i64::from(item.parts_done))),
+                ("attempts".into(), num_attr(0)),
+                ("next_attempt_at".into(), num_attr(now)),
+                ("created_at".into(), num_attr(now)),
+                ("origin".into(), str_attr(&item.origin)),
+            ]);
             if !letter.reason.is_empty() {
-                record["last_error"] = str_attr(truncated(&letter.reason, 1_000));
+                record.insert(
+                    "last_error".into(),
+                    str_attr(truncated(&letter.reason, 1_000)),
+                );
             }
-            let result = self
-                .db
-                .call(
-                    "TransactWriteItems",
-                    &json!({ "TransactItems": [
-                        { "Delete": {
-                            "TableName": self.table,
-                            "Key": Self::key(DEAD_LETTER_PK, &id.sort_key()),
-                            "ConditionExpression": "attribute_exists(pk)",
-                        } },
-                        { "Put": {
-                            "TableName": self.table,
-                            "Item": record,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        } },
-                        { "Update": {
-                            "TableName": self.table,
-                            "Key": conversation_key(&item.workspace, &item.visitor),
-                            "UpdateExpression": "ADD #pending :one SET updated_at = :now",
-                            "ExpressionAttributeNames": { "#pending": item.direction.attr("pending") },
-                            "ExpressionAttributeValues": { ":one": num_attr(1), ":now": num_attr(now) },
-                        } },
-                    ] }),
-                )
+            let take = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(DEAD_LETTER_PK, id.sort_key())))
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .map_err(built)?;
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(record))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(built)?;
+            let pending_up = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(conversation_key(&item.workspace, &item.visitor)))
+                .update_expression("ADD #pending :one SET updated_at = :now")
+                .expression_attribute_names("#pending", item.direction.attr("pending"))
+                .expression_attribute_values(":one", num_attr(1))
+                .expression_attribute_values(":now", num_attr(now))
+                .build()
+                .map_err(built)?;
+            let moved = self
+                .transact(vec![
+                    TransactWriteItem::builder().delete(take).build(),
+                    TransactWriteItem::builder().put(put).build(),
+                    TransactWriteItem::builder().update(pending_up).build(),
+                ])
                 .await;
-            match result {
-                Ok(_) => return Ok(true),
-                Err(error) if condition_failed_in_transaction(&error) => {
-                    if self.dead_letter(&id).await?.is_none() {
-                        return Ok(false);
-                    }
-                    seq = self
-                        .next_seq(item.direction, &item.workspace, &item.visitor)
-                        .await?;
-                }
-                Err(error) => return Err(error),
+            if condition_held(moved)? {
+                return Ok(true);
             }
+            if self.dead_letter(&id).await?.is_none() {
+                return Ok(false);
+            }
+            seq = self
+                .next_seq(item.direction, &item.workspace, &item.visitor)
+                .await?;
         }
         Err(DynamoError::Unavailable(
             "outbox sequence kept colliding".into(),
@@ -763,73 +755,91 @@ impl Store {
     pub async fn purge_dead_letter(&self, id: &DeadLetterId) -> Result<bool, DynamoError> {
         let result = self
             .db
-            .call(
-                "DeleteItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": Self::key(DEAD_LETTER_PK, &id.sort_key()),
-                    "ConditionExpression": "attribute_exists(pk)",
-                }),
-            )
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(DEAD_LETTER_PK, id.sort_key())))
+            .condition_expression("attribute_exists(pk)")
+            .send()
             .await;
-        condition_held(result)
+        condition_held(result.map_err(DynamoError::from))
     }
 
     /// Every waiting message in `direction` (operators, tests).
     pub async fn outbox(&self, direction: Direction) -> Result<Vec<OutboxItem>, DynamoError> {
+        const PAGE: i32 = 100;
         let mut items = Vec::new();
-        for conversation in self.waiting_conversations(direction).await? {
-            items.extend(
-                self.conversation_outbox(direction, &conversation.visitor)
-                    .await?,
-            );
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .waiting_conversations(direction, after.as_deref(), PAGE)
+                .await?;
+            for conversation in &page.conversations {
+                let mut after_seq = 0;
+                loop {
+                    let batch = self
+                        .conversation_outbox(direction, &conversation.visitor, after_seq, PAGE)
+                        .await?;
+                    let full = batch.len() == PAGE as usize;
+                    after_seq = batch.last().map_or(after_seq, |item| item.seq);
+                    items.extend(batch);
+                    if !full {
+                        break;
+                    }
+                }
+            }
+            match page.conversations.last() {
+                Some(last) if page.more => after = Some(last.visitor.clone()),
+                _ => return Ok(items),
+            }
         }
-        Ok(items)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn dead_letter_record(
-        &self,
-        direction: Direction,
-        workspace: &WorkspaceKey,
-        visitor: &str,
-        seq: u64,
-        parts: &[String],
-        origin: &str,
-        reason: &str,
-    ) -> Value {
-        let now = now_epoch_secs();
-        json!({
-            "pk": str_attr(DEAD_LETTER_PK),
-            "sk": str_attr(sort_key(direction, visitor, seq)),
-            "direction": str_attr(direction.tag()),
-            "workspace": str_attr(workspace.id()),
-            "visitor": str_attr(visitor),
-            "parts": parts_attr(parts),
-            "origin": str_attr(origin),
-            "reason": str_attr(truncated(reason, 1_000)),
-            "dead_at": num_attr(now),
-            "expires_at": num_attr(now + DEAD_LETTER_TTL_SECS),
-        })
+    fn delete_outbox_op(&self, item: &OutboxItem) -> Result<TransactWriteItem, DynamoError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(OUTBOX_PK, item.sort_key())))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(built)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    fn delete_outbox_op(table: &str, item: &OutboxItem) -> Value {
-        json!({ "Delete": {
-            "TableName": table,
-            "Key": Self::key(OUTBOX_PK, &item.sort_key()),
-            "ConditionExpression": "attribute_exists(pk)",
-        } })
+    fn pending_down_op(&self, item: &OutboxItem) -> Result<TransactWriteItem, DynamoError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(conversation_key(&item.workspace, &item.visitor)))
+            .update_expression("ADD #pending :minus_one SET updated_at = :now")
+            .expression_attribute_names("#pending", item.direction.attr("pending"))
+            .expression_attribute_values(":minus_one", num_attr(-1))
+            .expression_attribute_values(":now", num_attr(now_epoch_secs()))
+            .build()
+            .map_err(built)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
+}
 
-    fn pending_down_op(table: &str, item: &OutboxItem) -> Value {
-        json!({ "Update": {
-            "TableName": table,
-            "Key": conversation_key(&item.workspace, &item.visitor),
-            "UpdateExpression": "ADD #pending :minus_one SET updated_at = :now",
-            "ExpressionAttributeNames": { "#pending": item.direction.attr("pending") },
-            "ExpressionAttributeValues": { ":minus_one": num_attr(-1), ":now": num_attr(now_epoch_secs()) },
-        } })
-    }
+fn dead_letter_record(
+    direction: Direction,
+    workspace: &WorkspaceKey,
+    visitor: &str,
+    seq: u64,
+    parts: &[String],
+    origin: &str,
+    reason: &str,
+) -> Item {
+    let now = now_epoch_secs();
+    let mut letter = Store::key(DEAD_LETTER_PK, sort_key(direction, visitor, seq));
+    letter.extend([
+        ("direction".into(), str_attr(direction.tag())),
+        ("workspace".into(), str_attr(workspace.id())),
+        ("visitor".into(), str_attr(visitor)),
+        ("parts".into(), str_list_attr(parts)),
+        ("origin".into(), str_attr(origin)),
+        ("reason".into(), str_attr(truncated(reason, 1_000))),
+        ("dead_at".into(), num_attr(now)),
+        ("expires_at".into(), num_attr(now + DEAD_LETTER_TTL_SECS)),
+    ]);
+    letter
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary.
@@ -868,11 +878,22 @@ mod tests {
     }
 
     #[test]
+    fn a_conversations_range_holds_its_keys_and_no_other_conversations() {
+        let (first, last) = conversation_range(Direction::ToKefu, "T1_U1_D1");
+        let inside = |key: &str| first.as_str() <= key && key <= last.as_str();
+        assert!(inside(&sort_key(Direction::ToKefu, "T1_U1_D1", 1)));
+        assert!(inside(&sort_key(Direction::ToKefu, "T1_U1_D1", u64::MAX)));
+        for other in ["T1_U1_D10", "T1_U1_D", "T1_U1_D1X", "T1_U1_C1", "T2_U1_D1"] {
+            assert!(!inside(&sort_key(Direction::ToKefu, other, 1)), "{other}");
+        }
+        assert!(!inside(&sort_key(Direction::ToSlack, "T1_U1_D1", 1)));
+    }
+
+    #[test]
     fn records_read_back() {
-        let mut item = Item::new();
-        item.insert("sk".into(), str_attr("TO_SLACK#T1_U1_C1#000000000042"));
+        let mut item = Store::key(OUTBOX_PK, "TO_SLACK#T1_U1_C1#000000000042");
         item.insert("workspace".into(), str_attr("T1"));
-        item.insert("parts".into(), parts_attr(&["a".into(), "b".into()]));
+        item.insert("parts".into(), str_list_attr(&["a".into(), "b".into()]));
         item.insert("parts_done".into(), num_attr(1));
         item.insert("attempts".into(), num_attr(3));
         item.insert("origin".into(), str_attr("m-1"));

@@ -5,8 +5,6 @@
 //! posts. Both live in the workspace's partition, so uninstalling removes
 //! them with the rest.
 
-use serde_json::json;
-
 use super::{Store, WorkspaceKey};
 use crate::dynamo::item::str_attr;
 use crate::dynamo::{DynamoError, ItemExt};
@@ -67,20 +65,9 @@ impl Store {
         channel: Option<&ChannelId>,
         queue: &str,
     ) -> Result<(), DynamoError> {
-        self.db
-            .call(
-                "PutItem",
-                &json!({
-                    "TableName": self.table,
-                    "Item": {
-                        "pk": str_attr(workspace.pk()),
-                        "sk": str_attr(route_sk(channel)),
-                        "queue_name": str_attr(queue),
-                    }
-                }),
-            )
-            .await
-            .map(|_| ())
+        let mut item = Self::key(workspace.pk(), route_sk(channel));
+        item.insert("queue_name".into(), str_attr(queue));
+        self.put(item).await
     }
 
     pub async fn delete_route(
@@ -89,28 +76,25 @@ impl Store {
         channel: Option<&ChannelId>,
     ) -> Result<(), DynamoError> {
         self.db
-            .call(
-                "DeleteItem",
-                &json!({ "TableName": self.table, "Key": Self::key(&workspace.pk(), &route_sk(channel)) }),
-            )
-            .await
-            .map(|_| ())
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(workspace.pk(), route_sk(channel))))
+            .send()
+            .await?;
+        Ok(())
     }
 
     /// Every route of the workspace, in one query.
     pub async fn routes(&self, workspace: &WorkspaceKey) -> Result<Vec<Route>, DynamoError> {
-        let items = self
+        let query = self
             .db
-            .query_all(json!({
-                "TableName": self.table,
-                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-                "ExpressionAttributeValues": {
-                    ":pk": str_attr(workspace.pk()),
-                    ":prefix": str_attr(ROUTE_PREFIX),
-                },
-                "ConsistentRead": true,
-            }))
-            .await?;
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", str_attr(workspace.pk()))
+            .expression_attribute_values(":prefix", str_attr(ROUTE_PREFIX))
+            .consistent_read(true);
+        let items = self.query_all(query).await?;
         Ok(items
             .iter()
             .filter_map(|item| {
@@ -128,10 +112,7 @@ impl Store {
         &self,
         workspace: &WorkspaceKey,
     ) -> Result<NoticeLanguage, DynamoError> {
-        let item = self
-            .db
-            .get_item(&self.table, Self::key(&workspace.pk(), SETTINGS_SK))
-            .await?;
+        let item = self.get(Self::key(workspace.pk(), SETTINGS_SK)).await?;
         Ok(item
             .as_ref()
             .and_then(|item| item.s("notice_language"))
@@ -145,17 +126,14 @@ impl Store {
         language: NoticeLanguage,
     ) -> Result<(), DynamoError> {
         self.db
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": Self::key(&workspace.pk(), SETTINGS_SK),
-                    "UpdateExpression": "SET notice_language = :language",
-                    "ExpressionAttributeValues": { ":language": str_attr(language.tag()) },
-                }),
-            )
-            .await
-            .map(|_| ())
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(workspace.pk(), SETTINGS_SK)))
+            .update_expression("SET notice_language = :language")
+            .expression_attribute_values(":language", str_attr(language.tag()))
+            .send()
+            .await?;
+        Ok(())
     }
 }
 

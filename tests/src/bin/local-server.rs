@@ -15,7 +15,7 @@ async fn main() {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
-    let bridge = match Bridge::from_env(kefu_bridge::config::Duties::ALL) {
+    let bridge = match Bridge::from_env(kefu_bridge::config::Duties::ALL).await {
         Ok(bridge) => {
             if let Err(error) = bridge.store.create_table().await {
                 eprintln!("cannot create table {}: {error}", bridge.config.table_name);

@@ -1,0 +1,130 @@
+//! DynamoDB answering in part, through a proxy in front of DynamoDB Local
+//! (tests/src/dynamo_proxy.rs): a batch of deletes it leaves unprocessed,
+//! and an outbox backlog larger than one page of a Query.
+
+use std::time::{Duration, Instant};
+
+use bridge_tests::app::{event_callback, user_message};
+use bridge_tests::dynamo_proxy::CountingProxy;
+use bridge_tests::dynamodb_local;
+use bridge_tests::fake_server::Fault;
+use bridge_tests::oauth_kit::LogRecorder;
+use bridge_tests::TestApp;
+use kefu_bridge::relay::outbox;
+use kefu_bridge::store::{Direction, WorkspaceKey};
+use serde_json::json;
+
+const TEAM: &str = "T0BOUNDS";
+const SCOPES: &[&str] = &["chat:write", "im:history", "users:read"];
+
+/// A `TestApp` whose every DynamoDB request goes through a proxy.
+async fn app_behind_proxy() -> (TestApp, CountingProxy) {
+    let proxy = CountingProxy::start(&dynamodb_local::endpoint())
+        .await
+        .expect("proxy");
+    let app = TestApp::start_on(&proxy.url()).await;
+    app.install(TEAM, SCOPES).await;
+    (app, proxy)
+}
+
+fn dm(event_id: &str, user: &str, text: &str, ts: &str) -> serde_json::Value {
+    let channel = format!("D{}", &user[1..]);
+    event_callback(TEAM, event_id, user_message(&channel, "im", user, text, ts))
+}
+
+/// Deletes DynamoDB keeps handing back are not dropped in silence: the
+/// uninstall answers 5xx with a named log line, nothing is lost, and
+/// Slack's retry finishes it once DynamoDB takes them.
+#[tokio::test]
+async fn an_uninstall_whose_deletes_stay_unprocessed_answers_5xx_until_a_retry_finishes_it() {
+    let (app, proxy) = app_behind_proxy().await;
+    app.add_user("U0UNI", "uni", "Uni Visitor");
+    assert_eq!(
+        app.slack_event(&dm("EvB1", "U0UNI", "hello", "1.0001"))
+            .await
+            .status,
+        200
+    );
+    let workspace = WorkspaceKey::Team(TEAM.into());
+    let records_before = app.items_in(&workspace.pk()).await.len();
+    assert!(records_before > 1, "installation and what the DM cached");
+
+    let recorder = LogRecorder::default();
+    let _guard = tracing::subscriber::set_default(recorder.clone());
+    proxy.leave_batch_writes_unprocessed(true);
+    let uninstall = event_callback(TEAM, "EvB2", json!({ "type": "app_uninstalled" }));
+    let refused = app.slack_event(&uninstall).await;
+    assert!(refused.status >= 500, "{refused:?}");
+    assert!(
+        recorder
+            .lines()
+            .iter()
+            .any(|l| l.contains("workspace_cleanup_incomplete") && l.contains(TEAM)),
+        "{:?}",
+        recorder.lines()
+    );
+    // Retried with backoff before giving up, not once.
+    assert!(proxy.tally().0["BatchWriteItem"].calls > 1);
+    assert_eq!(app.items_in(&workspace.pk()).await.len(), records_before);
+
+    proxy.leave_batch_writes_unprocessed(false);
+    let retried = app.slack_event(&uninstall).await;
+    assert_eq!(retried.status, 200, "{retried:?}");
+    assert!(app.items_in(&workspace.pk()).await.is_empty());
+    assert!(app
+        .bridge
+        .store
+        .get_installation(&workspace)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// A backlog larger than a page: every message arrives once, in order per
+/// conversation, over several short drains, and no DynamoDB answer the
+/// bridge reads carries more than a page of it.
+#[tokio::test]
+async fn a_backlog_larger_than_a_page_drains_completely_in_order_across_drains() {
+    let (app, proxy) = app_behind_proxy().await;
+    // (user, messages): one long conversation and a short one; 125 waiting
+    // in all, more than a page (100) of the outbox and of one conversation.
+    let backlog = [("U0LONG", 110), ("U0SHORT", 15)];
+    for (user, _) in backlog {
+        app.add_user(user, &user.to_lowercase(), user);
+    }
+    app.easemob.fail_always("messages", Fault::Status(500));
+    for (user, count) in backlog {
+        for i in 0..count {
+            let event = dm(
+                &format!("Ev{user}{i}"),
+                user,
+                &format!("{user} {i}"),
+                &format!("{i}.0001"),
+            );
+            assert_eq!(app.slack_event(&event).await.status, 200);
+        }
+    }
+    assert_eq!(app.waiting(Direction::ToKefu).await.len(), 125);
+    app.easemob.heal();
+    app.make_due().await;
+
+    // Drains with little time each (a send is started only with 2 s
+    // left), so the backlog takes several of them.
+    let mut drains = 0;
+    while !app.waiting(Direction::ToKefu).await.is_empty() {
+        drains += 1;
+        assert!(drains <= 200, "the backlog never drained");
+        let deadline = Instant::now() + Duration::from_millis(2_300);
+        outbox::drain(&app.bridge, Direction::ToKefu, deadline).await;
+    }
+    assert!(drains > 1, "one drain took it all: not a test of paging");
+    let texts = app.easemob.texts();
+    for (user, count) in backlog {
+        let arrived: Vec<&String> = texts.iter().filter(|t| t.starts_with(user)).collect();
+        let sent: Vec<String> = (0..count).map(|i| format!("{user} {i}")).collect();
+        assert_eq!(arrived, sent.iter().collect::<Vec<_>>(), "{user}");
+    }
+    assert_eq!(texts.len(), 125, "each message once");
+    let largest = proxy.tally().0["Query"].most_items;
+    assert!(largest <= 100, "a Query answer carried {largest} items");
+}
