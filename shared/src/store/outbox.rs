@@ -907,6 +907,34 @@ mod tests {
     }
 
     #[test]
+    fn dead_letter_ids_are_their_sort_keys_and_nothing_else_parses() {
+        let id = DeadLetterId::parse("TO_SLACK#T1_U1_D1#000000000042").unwrap();
+        assert_eq!(id.to_string(), "TO_SLACK#T1_U1_D1#000000000042");
+        assert_eq!(id.sort_key(), sort_key(Direction::ToSlack, "T1_U1_D1", 42));
+        // Leading zeros are optional as typed; the id reads back canonical.
+        assert_eq!(
+            DeadLetterId::parse(" TO_KEFU#T1_U1_D1#7 ")
+                .unwrap()
+                .to_string(),
+            "TO_KEFU#T1_U1_D1#000000000007"
+        );
+        for bad in [
+            "",
+            "TO_KEFU",
+            "TO_KEFU#T1_U1_D1",
+            "TO_ELSEWHERE#T1_U1_D1#1",
+            "TO_KEFU##1",
+            "TO_KEFU#T1#U1#1",
+            "TO_KEFU#T1_U1_D1#x1",
+            "TO_KEFU#T1_U1_D1#1234567890123",
+            "TO_KEFU#T1_U1\nD1#1",
+            "OUTBOX",
+        ] {
+            assert_eq!(DeadLetterId::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn truncation_respects_characters() {
         assert_eq!(truncated("héllo", 2), "h");
         assert_eq!(truncated("abc", 10), "abc");
