@@ -3,6 +3,7 @@
 //! 127.0.0.1 that check auth headers and record every request, request
 //! signing, and a `TestApp` that wires a real `Bridge` to all of them.
 
+pub mod admin_kit;
 pub mod app;
 pub mod blockkit_preview;
 pub mod callback_kit;
@@ -20,6 +21,7 @@ pub mod outbox_kit;
 pub mod rich_kit;
 pub mod runtime_emulator;
 pub mod signing;
+pub mod template;
 
 pub use app::TestApp;
 pub use fake_server::{Recorded, Reply};

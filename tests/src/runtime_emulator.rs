@@ -268,24 +268,27 @@ pub fn function_binaries(release: bool) -> PathBuf {
     if let Ok(dir) = std::env::var("BRIDGE_BIN_DIR") {
         return PathBuf::from(dir);
     }
+    built_binaries(
+        &["slack-events", "slack-oauth", "easemob-callback"],
+        release,
+    )
+}
+
+/// Builds the binaries of the workspace `packages` with cargo and returns
+/// the target/<profile> folder holding them.
+pub fn built_binaries(packages: &[&str], release: bool) -> PathBuf {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut cargo =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo.current_dir(&workspace).args([
-        "build",
-        "--quiet",
-        "-p",
-        "slack-events",
-        "-p",
-        "slack-oauth",
-        "-p",
-        "easemob-callback",
-    ]);
+    cargo.current_dir(&workspace).args(["build", "--quiet"]);
+    for package in packages {
+        cargo.args(["-p", package]);
+    }
     if release {
         cargo.arg("--release");
     }
     let status = cargo.status().expect("run cargo build");
-    assert!(status.success(), "cargo build of the functions failed");
+    assert!(status.success(), "cargo build of {packages:?} failed");
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace.join("target"));

@@ -411,50 +411,12 @@ async fn every_sample_event_gets_a_deliberate_answer_from_its_binary() {
 }
 
 /// The names template.yaml gives one function (`Globals` and its own
-/// `Environment`), read line by line: the template is plain block YAML
-/// with two-space indents, and this test fails loudly if that changes.
+/// `Environment`).
 fn template_env_names(logical_id: &str) -> Vec<String> {
-    let template =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
-            .unwrap();
-    let lines: Vec<&str> = template.lines().collect();
-    let indent = |line: &str| line.len() - line.trim_start().len();
-    let block_after = |header: &str, from: usize| -> usize {
-        from + lines[from..]
-            .iter()
-            .position(|l| l.trim_end() == header)
-            .unwrap_or_else(|| panic!("template.yaml has no {header:?} after line {from}"))
-    };
-    let variables_in = |start: usize| -> Vec<String> {
-        let base = indent(lines[start]);
-        let end = start
-            + 1
-            + lines[start + 1..]
-                .iter()
-                .position(|l| !l.trim().is_empty() && indent(l) <= base)
-                .unwrap_or(lines.len() - start - 1);
-        let vars = (start..end)
-            .find(|&i| lines[i].trim() == "Variables:")
-            .unwrap_or_else(|| panic!("no Variables under line {start}"));
-        lines[vars + 1..end]
-            .iter()
-            .take_while(|l| indent(l) > indent(lines[vars]))
-            .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.to_string()))
-            .collect()
-    };
-    let globals = block_after("Globals:", 0);
-    let global_env = block_after("    Environment:", globals);
-    let function = block_after(&format!("  {logical_id}:"), 0);
-    let own_env = block_after("      Environment:", function);
-    assert!(
-        lines[function + 1..own_env]
-            .iter()
-            .all(|l| l.trim().is_empty() || indent(l) > 2),
-        "{logical_id} has no Environment of its own"
-    );
-    let mut names = variables_in(global_env);
-    names.extend(variables_in(own_env));
-    names
+    bridge_tests::template::Template::load()
+        .environment(logical_id)
+        .into_keys()
+        .collect()
 }
 
 /// Each binary runs with exactly the environment template.yaml gives its

@@ -45,21 +45,32 @@ const MAX_ATTEMPTS: u32 = 2;
 /// The pause before the second attempt is drawn below this.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
-/// The AWS configuration a cold start reads once: region, credentials and
-/// endpoints from the standard places, on the bridge's HTTPS client. Every
-/// AWS client of the instance (DynamoDB here, SQS in `wakeup.rs`) is built
-/// from it. A missing region is a configuration error here rather than a
-/// failed call on every event.
-pub async fn sdk_config_from_env() -> Result<aws_config::SdkConfig, ConfigError> {
-    // The credential providers (container, instance) use the same client.
-    let shared = aws_config::defaults(BehaviorVersion::v2026_01_12())
+/// Region, credential providers and endpoint overrides from the standard
+/// places (environment, profiles, and whatever providers the binary's
+/// `aws-config` features enable — the admin CLI adds SSO). The credential
+/// providers (container, instance, SSO) use the same HTTPS client.
+pub async fn aws_config_from_env() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::v2026_01_12())
         .http_client(https_client())
         .load()
-        .await;
-    if shared.region().is_none() {
-        return Err(ConfigError::Missing(vec!["AWS_REGION"]));
-    }
+        .await
+}
+
+/// The AWS configuration a cold start reads once. Every AWS client of the
+/// instance (DynamoDB here, SQS in `wakeup.rs`) is built from it. A missing
+/// region is a configuration error here rather than a failed call on every
+/// event.
+pub async fn sdk_config_from_env() -> Result<aws_config::SdkConfig, ConfigError> {
+    let shared = aws_config_from_env().await;
+    require_region(&shared)?;
     Ok(shared)
+}
+
+fn require_region(shared: &aws_config::SdkConfig) -> Result<(), ConfigError> {
+    match shared.region() {
+        Some(_) => Ok(()),
+        None => Err(ConfigError::Missing(vec!["AWS_REGION"])),
+    }
 }
 
 /// The client a cold start uses, with the bridge's bounds.
@@ -67,7 +78,13 @@ pub async fn client_from_env() -> Result<DynamoClient, ConfigError> {
     Ok(client_from_config(&sdk_config_from_env().await?))
 }
 
-/// A DynamoDB client from the cold start's [`sdk_config_from_env`].
+/// A client over `shared`, with the bridge's bounds; none without a region.
+pub fn client_with(shared: &aws_config::SdkConfig) -> Result<DynamoClient, ConfigError> {
+    require_region(shared)?;
+    Ok(client_from_config(shared))
+}
+
+/// A DynamoDB client over `shared`, with the bridge's bounds.
 pub fn client_from_config(shared: &aws_config::SdkConfig) -> DynamoClient {
     DynamoClient::from_conf(bounded(aws_sdk_dynamodb::config::Builder::from(shared)).build())
 }

@@ -6,6 +6,9 @@ use crate::dynamo::{condition_held, DynamoError, Item, ItemExt};
 use crate::secret::Secret;
 use aws_sdk_dynamodb::types::ReturnValue;
 
+/// The sort key of a workspace's installation record.
+const INSTALLATION_SK: &str = "INSTALLATION";
+
 /// How an installation is found: by team, or by enterprise for org-wide
 /// (Enterprise Grid) installs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -74,7 +77,7 @@ impl Installation {
     }
 
     fn to_item(&self) -> Item {
-        let mut item = Store::key(self.key.pk(), "INSTALLATION");
+        let mut item = Store::key(self.key.pk(), INSTALLATION_SK);
         let mut opt = |name: &str, value: &Option<String>| {
             if let Some(v) = value {
                 item.insert(name.into(), str_attr(v.clone()));
@@ -135,8 +138,38 @@ impl Store {
         &self,
         key: &WorkspaceKey,
     ) -> Result<Option<Installation>, DynamoError> {
-        let item = self.get(Self::key(key.pk(), "INSTALLATION")).await?;
+        let item = self.get(Self::key(key.pk(), INSTALLATION_SK)).await?;
         Ok(item.and_then(|item| Installation::from_item(key.clone(), &item)))
+    }
+
+    /// Every installation, for operators (`kefu-bridge-admin installations
+    /// list`): a paged Scan for installation records. Never on a request
+    /// path: the functions always know which workspace they need.
+    pub async fn installations(&self) -> Result<Vec<Installation>, DynamoError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .db
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :sk")
+                .expression_attribute_values(":sk", str_attr(INSTALLATION_SK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in out.items.unwrap_or_default() {
+                let Some(id) = item.s("pk").and_then(|pk| pk.strip_prefix("WORKSPACE#")) else {
+                    continue;
+                };
+                found.extend(Installation::from_item(WorkspaceKey::from_id(id), &item));
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
     }
 
     /// Creates or replaces (reinstall: new token and scopes, same record).
@@ -179,7 +212,7 @@ impl Store {
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(key.pk(), "INSTALLATION")))
+            .set_key(Some(Self::key(key.pk(), INSTALLATION_SK)))
             .update_expression("SET rotation_lease_until = :until")
             .condition_expression(
                 "refresh_token = :used AND (attribute_not_exists(rotation_lease_until) OR rotation_lease_until < :now)",
@@ -218,7 +251,7 @@ impl Store {
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(key.pk(), "INSTALLATION")))
+            .set_key(Some(Self::key(key.pk(), INSTALLATION_SK)))
             .update_expression("REMOVE rotation_lease_until")
             .condition_expression("refresh_token = :used")
             .expression_attribute_values(":used", str_attr(refresh_token.expose()))
@@ -241,7 +274,7 @@ impl Store {
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(key.pk(), "INSTALLATION")))
+            .set_key(Some(Self::key(key.pk(), INSTALLATION_SK)))
             .update_expression("SET needs_reinstall = :t")
             .condition_expression("refresh_token = :refused")
             .expression_attribute_values(":t", bool_attr(true))
@@ -256,7 +289,7 @@ impl Store {
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(key.pk(), "INSTALLATION")))
+            .set_key(Some(Self::key(key.pk(), INSTALLATION_SK)))
             .update_expression("SET needs_reinstall = :t")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":t", bool_attr(true))

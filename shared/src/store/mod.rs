@@ -35,8 +35,8 @@ pub use claims::{Claim, ClaimKey, CLAIM_TTL_SECS};
 pub use installation::{Installation, RotationLease, WorkspaceKey};
 pub use oauth_state::{ConsumedState, OAuthState, OAUTH_STATE_TTL_SECS};
 pub use outbox::{
-    Conversation, DeadLetter, Direction, Lane, NewOutboxItem, OutboxItem, WaitingConversation,
-    WaitingPage, DEAD_LETTER_TTL_SECS, MAX_PAYLOAD_BYTES,
+    Conversation, DeadLetter, DeadLetterId, Direction, Lane, NewOutboxItem, OutboxItem,
+    WaitingConversation, WaitingPage, DEAD_LETTER_TTL_SECS, MAX_PAYLOAD_BYTES,
 };
 pub use workspace::WorkspaceRecord;
 

@@ -55,6 +55,15 @@ impl Direction {
         }
     }
 
+    /// The direction a sort-key prefix names.
+    fn from_tag(tag: &str) -> Option<Self> {
+        match tag {
+            "TO_KEFU" => Some(Direction::ToKefu),
+            "TO_SLACK" => Some(Direction::ToSlack),
+            _ => None,
+        }
+    }
+
     /// The prefix of this direction's attributes on the conversation record.
     fn attr(self, name: &str) -> String {
         match self {
@@ -146,11 +155,7 @@ impl OutboxItem {
     fn from_item(item: &Item) -> Option<Self> {
         let sk = item.s("sk")?;
         let (tag, rest) = sk.split_once('#')?;
-        let direction = match tag {
-            "TO_KEFU" => Direction::ToKefu,
-            "TO_SLACK" => Direction::ToSlack,
-            _ => return None,
-        };
+        let direction = Direction::from_tag(tag)?;
         let (visitor, seq) = rest.rsplit_once('#')?;
         let parts = item.str_list("parts").unwrap_or_default();
         let count = |name: &str| item.n(name).unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32;
@@ -198,6 +203,63 @@ pub struct DeadLetter {
     pub item: OutboxItem,
     pub reason: String,
     pub dead_at: i64,
+}
+
+/// A dead letter's name for operators (`kefu-bridge-admin dead-letters
+/// replay <ID>`): its sort key, `<TO_KEFU|TO_SLACK>#<visitor id>#<seq>`,
+/// the same text `aws dynamodb query` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterId {
+    direction: Direction,
+    visitor: String,
+    seq: u64,
+}
+
+impl DeadLetterId {
+    /// `None` unless `raw` names a dead letter the way `Display` writes it.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (tag, rest) = raw.trim().split_once('#')?;
+        let (visitor, seq) = rest.rsplit_once('#')?;
+        let well_formed = !visitor.is_empty()
+            && !visitor.contains('#')
+            && !visitor.chars().any(char::is_control)
+            && (1..=12).contains(&seq.len())
+            && seq.bytes().all(|b| b.is_ascii_digit());
+        well_formed.then_some(())?;
+        Some(Self {
+            direction: Direction::from_tag(tag)?,
+            visitor: visitor.to_string(),
+            seq: seq.parse().ok()?,
+        })
+    }
+
+    fn sort_key(&self) -> String {
+        sort_key(self.direction, &self.visitor, self.seq)
+    }
+}
+
+impl std::fmt::Display for DeadLetterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.sort_key())
+    }
+}
+
+impl DeadLetter {
+    pub fn id(&self) -> DeadLetterId {
+        DeadLetterId {
+            direction: self.item.direction,
+            visitor: self.item.visitor.clone(),
+            seq: self.item.seq,
+        }
+    }
+
+    fn from_record(record: &Item) -> Option<Self> {
+        Some(DeadLetter {
+            item: OutboxItem::from_item(record)?,
+            reason: record.s("reason").unwrap_or_default().to_string(),
+            dead_at: record.n("dead_at").unwrap_or(0),
+        })
+    }
 }
 
 pub fn sort_key(direction: Direction, visitor: &str, seq: u64) -> String {
@@ -607,16 +669,106 @@ impl Store {
                     .consistent_read(true),
             )
             .await?;
-        Ok(records
-            .iter()
-            .filter_map(|record| {
-                Some(DeadLetter {
-                    item: OutboxItem::from_item(record)?,
-                    reason: record.s("reason").unwrap_or_default().to_string(),
-                    dead_at: record.n("dead_at").unwrap_or(0),
-                })
-            })
-            .collect())
+        Ok(records.iter().filter_map(DeadLetter::from_record).collect())
+    }
+
+    /// One dead letter, if it is (still) there.
+    pub async fn dead_letter(&self, id: &DeadLetterId) -> Result<Option<DeadLetter>, DynamoError> {
+        let record = self.get(Self::key(DEAD_LETTER_PK, id.sort_key())).await?;
+        Ok(record.as_ref().and_then(DeadLetter::from_record))
+    }
+
+    /// Puts a dead letter back into the outbox, due at `now`, with a fresh
+    /// start (no attempts, a new 48 h) and the parts already delivered
+    /// skipped. One transaction moves it: the dead letter goes only if it is
+    /// still there, the outbox record appears in its old place in the
+    /// conversation, and the conversation counts one more message waiting
+    /// (so new messages queue behind it and the next drain delivers all in
+    /// order). Two replays at once: one moves it, the other finds it gone
+    /// (`Ok(false)`, nothing written). When the old place is taken (a
+    /// conversation record recreated since, whose counter started over), it
+    /// goes behind the conversation's waiting messages instead.
+    pub async fn replay_dead_letter(
+        &self,
+        letter: &DeadLetter,
+        now: i64,
+    ) -> Result<bool, DynamoError> {
+        let id = letter.id();
+        let item = &letter.item;
+        let mut seq = item.seq;
+        for _ in 0..2 {
+            let mut record = Self::key(OUTBOX_PK, sort_key(item.direction, &item.visitor, seq));
+            record.extend([
+                ("direction".into(), str_attr(item.direction.tag())),
+                ("workspace".into(), str_attr(item.workspace.id())),
+                ("visitor".into(), str_attr(&item.visitor)),
+                ("parts".into(), str_list_attr(&item.parts)),
+                ("parts_done".into(), num_attr(i64::from(item.parts_done))),
+                ("attempts".into(), num_attr(0)),
+                ("next_attempt_at".into(), num_attr(now)),
+                ("created_at".into(), num_attr(now)),
+                ("origin".into(), str_attr(&item.origin)),
+            ]);
+            if !letter.reason.is_empty() {
+                record.insert(
+                    "last_error".into(),
+                    str_attr(truncated(&letter.reason, 1_000)),
+                );
+            }
+            let take = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(DEAD_LETTER_PK, id.sort_key())))
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .map_err(built)?;
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(record))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(built)?;
+            let pending_up = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(conversation_key(&item.workspace, &item.visitor)))
+                .update_expression("ADD #pending :one SET updated_at = :now")
+                .expression_attribute_names("#pending", item.direction.attr("pending"))
+                .expression_attribute_values(":one", num_attr(1))
+                .expression_attribute_values(":now", num_attr(now))
+                .build()
+                .map_err(built)?;
+            let moved = self
+                .transact(vec![
+                    TransactWriteItem::builder().delete(take).build(),
+                    TransactWriteItem::builder().put(put).build(),
+                    TransactWriteItem::builder().update(pending_up).build(),
+                ])
+                .await;
+            if condition_held(moved)? {
+                return Ok(true);
+            }
+            if self.dead_letter(&id).await?.is_none() {
+                return Ok(false);
+            }
+            seq = self
+                .next_seq(item.direction, &item.workspace, &item.visitor)
+                .await?;
+        }
+        Err(DynamoError::Unavailable(
+            "outbox sequence kept colliding".into(),
+        ))
+    }
+
+    /// Deletes a dead letter for good; `Ok(false)` when it was already gone.
+    pub async fn purge_dead_letter(&self, id: &DeadLetterId) -> Result<bool, DynamoError> {
+        let result = self
+            .db
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(DEAD_LETTER_PK, id.sort_key())))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        condition_held(result.map_err(DynamoError::from))
     }
 
     /// Every waiting message in `direction` (operators, tests).
@@ -759,6 +911,34 @@ mod tests {
         assert_eq!(read.parts, vec!["a", "b"]);
         assert_eq!((read.parts_done, read.attempts), (1, 3));
         assert_eq!(read.workspace, WorkspaceKey::Team("T1".into()));
+    }
+
+    #[test]
+    fn dead_letter_ids_are_their_sort_keys_and_nothing_else_parses() {
+        let id = DeadLetterId::parse("TO_SLACK#T1_U1_D1#000000000042").unwrap();
+        assert_eq!(id.to_string(), "TO_SLACK#T1_U1_D1#000000000042");
+        assert_eq!(id.sort_key(), sort_key(Direction::ToSlack, "T1_U1_D1", 42));
+        // Leading zeros are optional as typed; the id reads back canonical.
+        assert_eq!(
+            DeadLetterId::parse(" TO_KEFU#T1_U1_D1#7 ")
+                .unwrap()
+                .to_string(),
+            "TO_KEFU#T1_U1_D1#000000000007"
+        );
+        for bad in [
+            "",
+            "TO_KEFU",
+            "TO_KEFU#T1_U1_D1",
+            "TO_ELSEWHERE#T1_U1_D1#1",
+            "TO_KEFU##1",
+            "TO_KEFU#T1#U1#1",
+            "TO_KEFU#T1_U1_D1#x1",
+            "TO_KEFU#T1_U1_D1#1234567890123",
+            "TO_KEFU#T1_U1\nD1#1",
+            "OUTBOX",
+        ] {
+            assert_eq!(DeadLetterId::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
