@@ -239,8 +239,10 @@ fn alarms_watch_every_failure_signal_under_the_names_the_code_writes() {
     let alarm_on = |namespace: &str, metric: &str, dimensions: &[(&str, String)]| -> String {
         all.iter()
             .find(|w| {
+                // CloudWatch keys a metric by its whole dimension set.
                 w.namespace == namespace
                     && w.metric == metric
+                    && w.dimensions.len() == dimensions.len()
                     && dimensions
                         .iter()
                         .all(|(k, v)| w.dimensions.iter().any(|(dk, dv)| dk == k && dv == v))
