@@ -15,7 +15,8 @@ use bridge_benches::scenarios::{Function, FUNCTIONS};
 use bridge_tests::runtime_emulator::function_binaries;
 
 const USAGE: &str =
-    "usage: bridge-benches [--requests N] [--cold-runs N] [--warmup N] [--out PATH]";
+    "usage: bridge-benches [--requests N] [--cold-runs N] [--warmup N] [--out PATH] \
+     [--before DIR --before-label TEXT]";
 
 #[derive(Debug)]
 struct Options {
@@ -23,6 +24,11 @@ struct Options {
     cold_runs: usize,
     warmup: usize,
     out: Option<PathBuf>,
+    /// Another build's function binaries (`DIR/<function>`, and arm64
+    /// bootstraps as `DIR/arm64/<function>` when there), measured beside
+    /// this one.
+    before: Option<PathBuf>,
+    before_label: String,
 }
 
 impl Options {
@@ -32,6 +38,8 @@ impl Options {
             cold_runs: 7,
             warmup: 100,
             out: None,
+            before: None,
+            before_label: "the build in --before".into(),
         };
         while let Some(arg) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -41,6 +49,8 @@ impl Options {
                 "--cold-runs" => options.cold_runs = number(value()?)?.max(1),
                 "--warmup" => options.warmup = number(value()?)?,
                 "--out" => options.out = Some(PathBuf::from(value()?)),
+                "--before" => options.before = Some(PathBuf::from(value()?)),
+                "--before-label" => options.before_label = value()?,
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other}\n{USAGE}")),
             }
@@ -113,6 +123,7 @@ async fn run(options: Options) -> Result<(), String> {
 
     let sources_changed = newest_source_change(&workspace);
     let mut functions = Vec::new();
+    let mut before = Vec::new();
     for (function, in_process) in FUNCTIONS.into_iter().zip(in_process) {
         let binary = bins.join(function.name());
         eprintln!(
@@ -121,25 +132,22 @@ async fn run(options: Options) -> Result<(), String> {
             options.cold_runs,
             options.requests
         );
-        let cold = bench
-            .cold_starts(
-                &binary,
-                function.name(),
-                &[],
-                || function.event(0),
-                options.cold_runs,
-            )
-            .await?;
-        let warm = bench
-            .warm_run(
-                &binary,
-                function.name(),
-                &[],
-                |i| function.event(i),
-                options.warmup,
-                options.requests,
-            )
-            .await?;
+        if let Some(dir) = &options.before {
+            let binary = dir.join(function.name());
+            let (cold, warm) = measure_binary(&bench, &options, function, &binary).await?;
+            before.push(FunctionResult {
+                function,
+                cold,
+                warm,
+                in_process: Default::default(),
+                binary_bytes: std::fs::metadata(&binary).ok().map(|m| m.len()),
+                arm64_bytes: std::fs::metadata(dir.join("arm64").join(function.name()))
+                    .ok()
+                    .map(|m| m.len()),
+                arm64_stale: false,
+            });
+        }
+        let (cold, warm) = measure_binary(&bench, &options, function, &binary).await?;
         let x86 = std::fs::metadata(&binary).ok();
         let arm64 = arm64_bootstrap(&target, function);
         // A bootstrap built before the sources last changed is not the code
@@ -194,6 +202,10 @@ async fn run(options: Options) -> Result<(), String> {
         arm64_note: arm64_note(&target),
         dynamodb_local: dynamodb_local_version(),
         micro: criterion_results::read(&target),
+        before: options.before.as_ref().map(|_| Before {
+            label: options.before_label.clone(),
+            functions: before,
+        }),
     };
     let markdown = report.markdown();
     let out = options
@@ -203,6 +215,35 @@ async fn run(options: Options) -> Result<(), String> {
     println!("{markdown}");
     eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+/// Cold starts, then a warm run, of one function binary.
+async fn measure_binary(
+    bench: &Bench,
+    options: &Options,
+    function: Function,
+    binary: &Path,
+) -> Result<(Run, WarmRun), String> {
+    let cold = bench
+        .cold_starts(
+            binary,
+            function.name(),
+            &[],
+            || function.event(0),
+            options.cold_runs,
+        )
+        .await?;
+    let warm = bench
+        .warm_run(
+            binary,
+            function.name(),
+            &[],
+            |i| function.event(i),
+            options.warmup,
+            options.requests,
+        )
+        .await?;
+    Ok((cold, warm))
 }
 
 fn workspace_root() -> PathBuf {

@@ -17,8 +17,18 @@ pub const COLD_START_MAX: Duration = Duration::from_millis(50);
 pub const WARM_P50_MAX: Duration = Duration::from_millis(5);
 pub const WARM_P99_MAX: Duration = Duration::from_millis(20);
 pub const PEAK_RSS_MAX_BYTES: u64 = 30_000_000;
-pub const BINARY_MAX_BYTES: u64 = 8_000_000;
+/// Raised from 8 MB with the AWS SDK (issue "One store on the AWS SDK").
+pub const BINARY_MAX_BYTES: u64 = 16_000_000;
 pub const DYNAMO_CALLS_MAX: u64 = 3;
+
+/// The same measurements of another build of the functions (`--before`),
+/// taken in the same run against the same DynamoDB and fakes.
+#[derive(Debug, Clone)]
+pub struct Before {
+    /// What the other build is, e.g. a commit and what it lacks.
+    pub label: String,
+    pub functions: Vec<FunctionResult>,
+}
 
 /// One function's numbers.
 #[derive(Debug, Clone)]
@@ -45,6 +55,7 @@ pub struct Report {
     pub arm64_note: String,
     pub dynamodb_local: String,
     pub micro: Vec<MicroResult>,
+    pub before: Option<Before>,
 }
 
 /// The no-op function on one runtime flavour.
@@ -87,6 +98,7 @@ impl Report {
         self.split_section(w);
         self.round_trip_section(w);
         self.size_section(w);
+        self.before_section(w);
         self.targets_section(w);
         self.micro_section(w);
         self.notes_section(w);
@@ -277,6 +289,51 @@ impl Report {
         let _ = writeln!(w);
     }
 
+    fn before_section(&self, w: &mut String) {
+        let Some(before) = &self.before else {
+            return;
+        };
+        let _ = writeln!(w, "## Before and after\n");
+        let _ = writeln!(
+            w,
+            "Both builds measured in this run, one function after the other, against the same \
+             DynamoDB Local, proxy and fakes (cold: median of {} fresh processes; warm: {} \
+             requests). Before: {}. After: this commit.\n",
+            self.cold_runs, self.requests, before.label
+        );
+        let _ = writeln!(
+            w,
+            "| function | build | cold start | warm p50 | warm p99 | CPU per request | peak RSS | DynamoDB calls | x86_64 | arm64 |"
+        );
+        let _ = writeln!(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+        for after in &self.functions {
+            let Some(old) = before
+                .functions
+                .iter()
+                .find(|b| b.function == after.function)
+            else {
+                continue;
+            };
+            for (build, f) in [("before", old), ("after", after)] {
+                let _ = writeln!(
+                    w,
+                    "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    f.function.name(),
+                    build,
+                    millis(f.cold.latencies.median()),
+                    millis(f.warm.run.latencies.median()),
+                    millis(f.warm.run.latencies.percentile(99.0)),
+                    f.warm.cpu_per_request.map_or_else(|| "n/a".into(), millis),
+                    rss(f.warm.peak_rss_kib),
+                    per_request(&f.warm.run.dynamo),
+                    bytes(f.binary_bytes),
+                    bytes(f.arm64_bytes),
+                );
+            }
+        }
+        let _ = writeln!(w);
+    }
+
     fn verdicts(&self) -> Vec<Verdict> {
         let mut verdicts = Vec::new();
         let list = |value: &dyn Fn(&FunctionResult) -> String| {
@@ -320,7 +377,7 @@ impl Report {
             }),
         });
         verdicts.push(Verdict {
-            target: "release binary ≤ 8 MB".into(),
+            target: format!("release binary ≤ {}", bytes(Some(BINARY_MAX_BYTES))),
             measured: list(&|f| match f.arm64_bytes {
                 Some(_) => format!("{} (arm64 {})", bytes(f.binary_bytes), bytes(f.arm64_bytes)),
                 None => bytes(f.binary_bytes),
