@@ -8,9 +8,9 @@ use std::time::SystemTime;
 
 use bridge_benches::criterion_results;
 use bridge_benches::machine::{load_average, utc, Machine};
-use bridge_benches::measure::{noop_binary, Bench};
+use bridge_benches::measure::{noop_binary, Bench, Run, WarmRun};
 use bridge_benches::noop::{self, NOOP_ENV};
-use bridge_benches::report::{Baseline, FunctionResult, Report};
+use bridge_benches::report::{Baseline, Before, FunctionResult, Report};
 use bridge_benches::scenarios::{Function, FUNCTIONS};
 use bridge_tests::runtime_emulator::function_binaries;
 
