@@ -75,6 +75,9 @@ pub(crate) struct Memo {
     pub teams: TtlCache<String, serde_json::Value>,
     /// Visitor ids known to be registered in Easemob.
     pub registered_visitors: TtlCache<String, ()>,
+    /// The thread each conversation was last seen in, by visitor id: the
+    /// warm path's guess (relay/pipeline.rs).
+    pub threads: TtlCache<String, Option<String>>,
     /// Per direction, the last conversation a drain that ran out of time
     /// finished: the next drain starts after it (relay/outbox.rs).
     pub drain_resume: TtlCache<crate::store::Direction, String>,

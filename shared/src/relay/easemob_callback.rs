@@ -194,11 +194,13 @@ async fn deliver(
     deadline: Instant,
 ) -> Report {
     let msg_id = callback.msg_id.trim();
+    let expected = pipeline::expected_thread(bridge, visitor);
     let message = Message {
         claim: ClaimKey::EasemobMessage(msg_id.to_string()),
         origin: msg_id,
         workspace: &installation.key,
         visitor,
+        thread: pipeline::thread_check(&expected),
         started,
     };
     let agent = AgentIdentity::from_ext(&callback.payload.ext);

@@ -799,7 +799,7 @@ async fn send_stored<R: Recipient>(
     let sent = recipient
         .send(bridge, &parts, item.parts_done as usize, deadline)
         .await;
-    recipient.after(bridge).await;
+    recipient.finish(bridge, None).await;
     match sent {
         Ok(()) => Delivery::Delivered,
         Err(Stopped { done, why }) => {

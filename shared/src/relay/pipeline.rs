@@ -15,9 +15,12 @@ use std::time::{Duration, Instant};
 
 use crate::bridge::Bridge;
 use crate::clock::now_epoch_secs;
+use crate::dynamo::DynamoError;
 use crate::relay::outbox;
 use crate::relay::outcome::{DeadLetterCause, FailureKind, Outcome, QueueCause, RetryCause, Skip};
-use crate::store::{Claim, ClaimKey, Conversation, Direction, NewOutboxItem, WorkspaceKey};
+use crate::store::{
+    Claim, ClaimKey, Conversation, Direction, NewOutboxItem, ThreadCheck, WorkspaceKey,
+};
 use crate::visitor::VisitorId;
 
 /// A claim's lease: longer than any invocation, short enough that a crashed
@@ -126,8 +129,14 @@ pub(crate) trait Recipient {
     /// …and back; a record that does not read is a permanent failure.
     fn from_stored(stored: &str) -> Result<Self::Part, Failure>;
 
-    /// After the sends, whatever they came to (best effort).
-    async fn after(&mut self, _bridge: &Bridge) {}
+    /// After the sends, whatever they came to: what the recipient records
+    /// (best effort), and the claim's completion when `completing` names
+    /// it (the message delivered: `parts` parts).
+    async fn finish(&mut self, bridge: &Bridge, completing: Option<(&ClaimKey, usize)>) {
+        if let Some((claim, parts)) = completing {
+            complete(bridge, claim, parts).await;
+        }
+    }
 }
 
 /// What happened to one message, and the details its log line carries.
@@ -186,6 +195,8 @@ pub(crate) struct Message<'a> {
     pub origin: &'a str,
     pub workspace: &'a WorkspaceKey,
     pub visitor: &'a VisitorId,
+    /// The thread the conversation record should name for the warm path.
+    pub thread: ThreadCheck<'a>,
     /// The handler's start, for the delivery latency.
     pub started: Instant,
 }
@@ -215,7 +226,7 @@ pub(crate) async fn deliver<R: Recipient>(
     message: Message<'_>,
     plan: impl AsyncFnOnce(&Claimed) -> Planned<R>,
 ) -> Report {
-    let claimed = match claim(bridge, &message).await {
+    let claimed = match claim(bridge, &message, R::DIRECTION).await {
         Ok(claimed) => claimed,
         Err(report) => return report,
     };
@@ -250,13 +261,15 @@ pub(crate) async fn deliver<R: Recipient>(
                 let latency = message.started.elapsed();
                 // Delivered: answered 200 even if recording completion
                 // fails; the claim's lease still blocks a re-delivery.
-                complete(bridge, &message.claim, parts.len()).await;
-                Report {
+                recipient
+                    .finish(bridge, Some((&message.claim, parts.len())))
+                    .await;
+                return Report {
                     parts: parts.len(),
                     ..Report::done(Outcome::Delivered {
                         latency: Some(latency),
                     })
-                }
+                };
             }
             Err(Stopped {
                 done,
@@ -276,39 +289,109 @@ pub(crate) async fn deliver<R: Recipient>(
             }
         }
     };
-    recipient.after(bridge).await;
+    recipient.finish(bridge, None).await;
     report
 }
 
-/// The claim, then the conversation's state (the thread to reply in,
-/// whether messages wait). If the read fails, the claim is given back.
-async fn claim(bridge: &Bridge, message: &Message<'_>) -> Result<Claimed, Report> {
-    let parts_done = match bridge.store.claim(&message.claim, CLAIM_LEASE_SECS).await {
-        Ok(Claim::Acquired { parts_done }) => parts_done as usize,
-        Ok(taken) => return Err(report_for_taken(taken)),
-        Err(error) => {
-            return Err(Report::retry_later(
-                RetryCause::StoreUnavailable,
-                error.to_string(),
-            ))
+/// The claim, and the conversation's state (the thread to reply in,
+/// whether messages wait). The warm path is one transaction: a fresh claim
+/// together with the check that nothing waits in this direction and the
+/// thread is the one expected (docs/design.md §4 "Delivery pipeline").
+/// When that does not hold (seen before, messages waiting, another thread,
+/// a race), the slower path: the claim, then a read of the conversation
+/// record; if that read fails, the claim is given back.
+async fn claim(
+    bridge: &Bridge,
+    message: &Message<'_>,
+    direction: Direction,
+) -> Result<Claimed, Report> {
+    let visitor = message.visitor.to_string();
+    let unavailable =
+        |error: DynamoError| Report::retry_later(RetryCause::StoreUnavailable, error.to_string());
+    let quick = bridge
+        .store
+        .claim_in_quiet_conversation(
+            &message.claim,
+            CLAIM_LEASE_SECS,
+            message.workspace,
+            &visitor,
+            direction,
+            message.thread,
+        )
+        .await
+        .map_err(unavailable)?;
+    let parts_done = match quick {
+        Some(Claim::Acquired { parts_done }) => {
+            if message.thread != ThreadCheck::Any {
+                bridge.memo.threads.put(visitor, message.thread.thread_ts());
+            }
+            return Ok(Claimed {
+                parts_done: parts_done as usize,
+                conversation: Conversation {
+                    thread_ts: message.thread.thread_ts(),
+                    ..Conversation::default()
+                },
+            });
         }
+        Some(taken) => return Err(report_for_taken(taken)),
+        None => match bridge
+            .store
+            .claim(&message.claim, CLAIM_LEASE_SECS)
+            .await
+            .map_err(unavailable)?
+        {
+            Claim::Acquired { parts_done } => parts_done as usize,
+            taken => return Err(report_for_taken(taken)),
+        },
     };
     match bridge
         .store
-        .get_conversation(message.workspace, &message.visitor.to_string())
+        .get_conversation(message.workspace, &visitor)
         .await
     {
-        Ok(conversation) => Ok(Claimed {
-            parts_done,
-            conversation,
-        }),
+        Ok(conversation) => {
+            bridge
+                .memo
+                .threads
+                .put(visitor, conversation.thread_ts.clone());
+            Ok(Claimed {
+                parts_done,
+                conversation,
+            })
+        }
         Err(error) => {
             release(bridge, &message.claim, parts_done).await;
-            Err(Report::retry_later(
-                RetryCause::StoreUnavailable,
-                error.to_string(),
-            ))
+            Err(unavailable(error))
         }
+    }
+}
+
+/// How long this instance trusts the thread it last saw a conversation in
+/// as the warm path's guess (a wrong guess costs only the slower path).
+const THREAD_MEMORY_TTL: Duration = Duration::from_secs(3_600);
+
+/// The thread an agent reply's warm path expects: none in a direct
+/// message; in a channel, the one this instance last saw the conversation
+/// in (the check in the claim's transaction catches a change).
+pub(crate) fn expected_thread(bridge: &Bridge, visitor: &VisitorId) -> Option<Option<String>> {
+    if visitor.channel().is_direct_message() {
+        return None;
+    }
+    Some(
+        bridge
+            .memo
+            .threads
+            .get(&visitor.to_string(), THREAD_MEMORY_TTL)
+            .flatten(),
+    )
+}
+
+/// [`expected_thread`] as the check the claim's transaction makes.
+pub(crate) fn thread_check(expected: &Option<Option<String>>) -> ThreadCheck<'_> {
+    match expected {
+        None => ThreadCheck::Any,
+        Some(None) => ThreadCheck::TopLevel,
+        Some(Some(thread)) => ThreadCheck::In(thread),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::bridge::Bridge;
 use crate::easemob::callback::{FileBody, MessageBody, Payload};
 use crate::relay::files::{self, AgentFileKind, FileError, SlackDestination};
 use crate::relay::outcome::FailureKind;
-use crate::relay::pipeline::{Failure, Recipient, Stopped};
+use crate::relay::pipeline::{complete, Failure, Recipient, Stopped};
 use crate::relay::prompts::{self, PostedPrompt, Prompt};
 use crate::relay::session_notices;
 use crate::relay::to_slack::{
@@ -26,7 +26,7 @@ use crate::relay::to_slack::{
 };
 use crate::slack::bot_token::BotToken;
 use crate::slack::web::{PostMessage, SlackApiError, SlackMessageRef};
-use crate::store::{Direction, Installation, NoticeLanguage, WorkspaceKey};
+use crate::store::{ClaimKey, Direction, Installation, NoticeLanguage, WorkspaceKey};
 use crate::visitor::VisitorId;
 
 /// A file transfer is only started (or retried) with this much time left.
@@ -430,10 +430,11 @@ impl Recipient for SlackConversation<'_> {
     }
 
     /// Where the message went, for a later recall (and Kefu's own id of
-    /// it, which its recall command may use instead). Best effort: without
-    /// it a recall is only a log line.
-    async fn after(&mut self, bridge: &Bridge) {
-        if let Err(error) = bridge
+    /// it, which its recall command may use instead), in the same write as
+    /// the claim's completion. Best effort: without it a recall is only a
+    /// log line; the completion is then written on its own.
+    async fn finish(&mut self, bridge: &Bridge, completing: Option<(&ClaimKey, usize)>) {
+        let remembered = bridge
             .store
             .remember_slack_posts(
                 &self.installation.key,
@@ -441,10 +442,14 @@ impl Recipient for SlackConversation<'_> {
                 self.kefu_msg_id,
                 &self.visitor,
                 &self.carried,
+                completing.map(|(claim, parts)| (claim, parts as u32)),
             )
-            .await
-        {
+            .await;
+        if let Err(error) = remembered {
             tracing::warn!(origin = %self.origin, %error, "slack_posts_not_recorded");
+            if let Some((claim, parts)) = completing {
+                complete(bridge, claim, parts).await;
+            }
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::slack::events::{
 use crate::slack::ids::is_slack_id;
 use crate::slack::markup::{mentioned_users, to_plain_text};
 use crate::slack::{ChannelId, UserId};
-use crate::store::{ClaimKey, Direction, Installation, WorkspaceKey};
+use crate::store::{ClaimKey, Direction, Installation, ThreadCheck, WorkspaceKey};
 use crate::visitor::VisitorId;
 
 /// Slack waits 3 s; everything the handler does fits inside this.
@@ -296,11 +296,23 @@ async fn handle_message(
         }
     };
 
+    // The thread this message puts the conversation in (docs/design.md §2
+    // `thread_ts`): when the record already names it, nothing is written.
+    let thread = match change {
+        MessageChange::Wrote(_) if !visitor.channel().is_direct_message() => {
+            match message.thread_ts.as_deref() {
+                Some(thread_ts) => ThreadCheck::In(thread_ts),
+                None => ThreadCheck::TopLevel,
+            }
+        }
+        _ => ThreadCheck::Any,
+    };
     let message_ref = Message {
         claim: ClaimKey::SlackEvent(callback.event_id.clone()),
         origin: &callback.event_id,
         workspace: &installation.key,
         visitor: &visitor,
+        thread,
         started,
     };
     pipeline::deliver(bridge, message_ref, async |claimed: &Claimed| {
