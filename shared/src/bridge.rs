@@ -58,6 +58,8 @@ pub struct Bridge {
     pub wakeups: RetryQueue,
     pub(crate) installations: TtlCache<WorkspaceKey, Installation>,
     pub(crate) memo: Memo,
+    /// The time the outbox and its drains run on (clock.rs).
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// Single-flight for token rotation inside this instance. One lock for
     /// all workspaces is enough: a Lambda instance serves one invocation at
     /// a time, and rotation happens about twice a day per workspace.
@@ -127,6 +129,7 @@ impl Bridge {
             wakeups: RetryQueue::off(),
             installations: TtlCache::default(),
             memo: Memo::default(),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
             rotation: tokio::sync::Mutex::new(()),
         }
     }

@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::bridge::Bridge;
-use crate::clock::{now_epoch_millis, now_epoch_secs, spread_bytes};
+use crate::clock::{now_epoch_millis, spread_bytes};
 use crate::dynamo::DynamoError;
 use crate::lambda::Function;
 use crate::relay::outcome::{self, DeadLetterCause, FailureKind, LogIds, Outcome, Place};
@@ -133,7 +133,10 @@ async fn wake_at(
         workspace: workspace.clone(),
         visitor: visitor.to_string(),
     };
-    bridge.wakeups.send(&wake_up, at - now_epoch_secs()).await;
+    bridge
+        .wakeups
+        .send(&wake_up, at - bridge.clock.epoch_secs())
+        .await;
 }
 
 /// Records a message that can never be delivered, with the reason.
@@ -377,9 +380,9 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
         waiting_seen = summary.waiting_seen,
         "outbox_drained"
     );
-    let oldest_age = summary
-        .oldest_seen_at
-        .map_or(0, |created_at| (now_epoch_secs() - created_at).max(0));
+    let oldest_age = summary.oldest_seen_at.map_or(0, |created_at| {
+        (bridge.clock.epoch_secs() - created_at).max(0)
+    });
     outcome::record_depth(
         &bridge.metrics,
         drain_place(direction),
@@ -494,7 +497,7 @@ async fn drain_waiting(
     deadline: Instant,
     summary: &mut DrainSummary,
 ) -> bool {
-    let now = now_epoch_secs();
+    let now = bridge.clock.epoch_secs();
     if conversation.head_next_attempt_at > now {
         summary.not_due += 1;
         return true;
@@ -590,7 +593,7 @@ async fn drain_item(
     if remaining(deadline) < SEND_ALLOWANCE {
         return ItemOutcome::StopDrain;
     }
-    let now = now_epoch_secs();
+    let now = bridge.clock.epoch_secs();
     if item.next_attempt_at > now {
         summary.not_due += 1;
         return ItemOutcome::ConversationWaits;
@@ -653,10 +656,10 @@ async fn drain_item(
                     },
             } => {
                 let attempts = item.attempts.saturating_add(1);
-                let next = retry_at(now_epoch_secs(), attempts, retry_after);
+                let next = retry_at(bridge.clock.epoch_secs(), attempts, retry_after);
                 let told = format!(
                     "attempt {attempts}, retry in {} s: {detail}",
-                    next - now_epoch_secs()
+                    next - bridge.clock.epoch_secs()
                 );
                 tell(Outcome::RetryScheduled(kind), Some(&told));
                 summary.retried_later += 1;

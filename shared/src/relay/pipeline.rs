@@ -14,7 +14,6 @@
 use std::time::{Duration, Instant};
 
 use crate::bridge::Bridge;
-use crate::clock::now_epoch_secs;
 use crate::dynamo::DynamoError;
 use crate::relay::outbox;
 use crate::relay::outcome::{DeadLetterCause, FailureKind, Outcome, QueueCause, RetryCause, Skip};
@@ -426,7 +425,7 @@ impl<R: Recipient> Later<'_, R> {
         failure: Option<Failure>,
         outcome: Outcome,
     ) -> Report {
-        let now = now_epoch_secs();
+        let now = bridge.clock.epoch_secs();
         let mut new = NewOutboxItem {
             direction: R::DIRECTION,
             workspace: self.message.workspace.clone(),
