@@ -58,6 +58,8 @@ pub struct Bridge {
     pub wakeups: RetryQueue,
     pub(crate) installations: TtlCache<WorkspaceKey, Installation>,
     pub(crate) memo: Memo,
+    /// The time the outbox and its drains run on (clock.rs).
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// Single-flight for token rotation inside this instance. One lock for
     /// all workspaces is enough: a Lambda instance serves one invocation at
     /// a time, and rotation happens about twice a day per workspace.
@@ -75,6 +77,9 @@ pub(crate) struct Memo {
     pub teams: TtlCache<String, serde_json::Value>,
     /// Visitor ids known to be registered in Easemob.
     pub registered_visitors: TtlCache<String, ()>,
+    /// The thread each conversation was last seen in, by visitor id: the
+    /// warm path's guess (relay/pipeline.rs).
+    pub threads: TtlCache<String, Option<String>>,
     /// Per direction, the last conversation a drain that ran out of time
     /// finished: the next drain starts after it (relay/outbox.rs).
     pub drain_resume: TtlCache<crate::store::Direction, String>,
@@ -124,6 +129,7 @@ impl Bridge {
             wakeups: RetryQueue::off(),
             installations: TtlCache::default(),
             memo: Memo::default(),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
             rotation: tokio::sync::Mutex::new(()),
         }
     }

@@ -3,7 +3,52 @@
 //! either gives unguessable bytes or fails (docs/design.md §2 "OAuth v2
 //! install": the `state` must be one-time and unguessable).
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The time the outbox runs on (docs/design.md §4 "Delivery pipeline"):
+/// when a message is due, when a lease ends, when a message is given up.
+/// The system clock in production; tests move a [`ManualClock`] forward
+/// instead of sleeping through a backoff.
+pub trait Clock: Send + Sync {
+    fn epoch_secs(&self) -> i64;
+}
+
+/// Wall-clock time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn epoch_secs(&self) -> i64 {
+        now_epoch_secs()
+    }
+}
+
+/// Wall-clock time moved forward by whatever a test advanced it: records
+/// written on the system clock (`created_at`) and due times on this one
+/// stay comparable.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    ahead_secs: AtomicI64,
+}
+
+impl ManualClock {
+    /// As if `secs` seconds had passed.
+    pub fn advance(&self, secs: i64) {
+        self.ahead_secs.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    /// How far it was moved so far.
+    pub fn advanced(&self) -> i64 {
+        self.ahead_secs.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for ManualClock {
+    fn epoch_secs(&self) -> i64 {
+        now_epoch_secs() + self.advanced()
+    }
+}
 
 pub fn now_epoch_secs() -> i64 {
     SystemTime::now()
@@ -98,6 +143,16 @@ mod tests {
         assert_eq!(filled, Ok([1, 2, 3, 4]));
         let (a, b) = (random_bytes::<16>().unwrap(), random_bytes::<16>().unwrap());
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_forward_by_what_it_is_told() {
+        let clock = ManualClock::default();
+        let start = clock.epoch_secs();
+        clock.advance(3_600);
+        assert!(clock.epoch_secs() >= start + 3_600);
+        assert!(clock.epoch_secs() < start + 3_600 + 60);
+        assert_eq!(clock.advanced(), 3_600);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use kefu_bridge::clock::now_epoch_secs;
+use kefu_bridge::clock::{now_epoch_secs, ManualClock};
 use kefu_bridge::config::Config;
 use kefu_bridge::dynamo::{self, DynamoClient};
 use kefu_bridge::http_types::{HttpRequest, HttpResponse};
@@ -26,6 +26,9 @@ pub struct TestApp {
     pub easemob: FakeEasemob,
     pub table: String,
     pub dynamodb_endpoint: String,
+    /// The time every bridge of this app's outbox runs on: tests move it
+    /// forward instead of sleeping through a backoff.
+    pub clock: Arc<ManualClock>,
     /// The EMF documents every bridge of this app wrote, one per line.
     metric_lines: Arc<Mutex<Vec<String>>>,
 }
@@ -66,6 +69,8 @@ impl TestApp {
         let mut bridge = Bridge::new(config, local_dynamodb(&endpoint), http);
         let (metrics, metric_lines) = Metrics::in_memory(&bridge.config.metrics_namespace);
         bridge.metrics = metrics;
+        let clock = Arc::new(ManualClock::default());
+        bridge.clock = clock.clone();
         create_table_patiently(&bridge).await;
         Self {
             bridge,
@@ -73,6 +78,7 @@ impl TestApp {
             easemob,
             table,
             dynamodb_endpoint: endpoint,
+            clock,
             metric_lines,
         }
     }
@@ -134,6 +140,7 @@ impl TestApp {
         let metrics = self.metrics();
         self.bridge = Bridge::new(config, local_dynamodb(&self.dynamodb_endpoint), http);
         self.bridge.metrics = metrics;
+        self.bridge.clock = self.clock.clone();
     }
 
     /// A second bridge over the same table and fakes: another Lambda
@@ -146,6 +153,7 @@ impl TestApp {
             http,
         );
         bridge.metrics = self.metrics();
+        bridge.clock = self.clock.clone();
         bridge
     }
 

@@ -21,9 +21,12 @@ impl TestApp {
     }
 
     /// Drains both directions every `every` until both outboxes are empty
-    /// or `limit` has passed; returns how many rounds ran.
+    /// or `limit` has passed; returns how many rounds ran. The time passes
+    /// on the app's clock, moved forward between rounds (whole seconds, at
+    /// least one), not slept: a backoff costs a round, not its seconds.
     pub async fn drain_until_empty(&self, every: Duration, limit: Duration) -> usize {
-        let started = Instant::now();
+        let started = self.clock.advanced();
+        let step = every.as_secs().max(1) as i64;
         let mut rounds = 0;
         loop {
             rounds += 1;
@@ -31,10 +34,10 @@ impl TestApp {
             self.drain(Direction::ToSlack).await;
             let waiting = self.waiting(Direction::ToKefu).await.len()
                 + self.waiting(Direction::ToSlack).await.len();
-            if waiting == 0 || started.elapsed() >= limit {
+            if waiting == 0 || self.clock.advanced() - started >= limit.as_secs() as i64 {
                 return rounds;
             }
-            tokio::time::sleep(every).await;
+            self.clock.advance(step);
         }
     }
 

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bridge_tests::app::{event_callback, user_message};
+use bridge_tests::callback_kit::agent_reply;
 use bridge_tests::dynamo_proxy::CountingProxy;
 use bridge_tests::dynamodb_local;
 use bridge_tests::fake_server::Fault;
@@ -127,4 +128,71 @@ async fn a_backlog_larger_than_a_page_drains_completely_in_order_across_drains()
     assert_eq!(texts.len(), 125, "each message once");
     let largest = proxy.tally().0["Query"].most_items;
     assert!(largest <= 100, "a Query answer carried {largest} items");
+}
+
+/// DynamoDB requests one message costs on the warm path (docs/design.md §4
+/// "Delivery pipeline"): a second message in a conversation with nothing
+/// waiting, caches warm, makes the claim-and-check transaction and the
+/// completion — two round trips — in each direction, in a DM and in a
+/// channel thread.
+#[tokio::test]
+async fn a_warm_message_costs_two_dynamodb_round_trips_each_way() {
+    let (app, proxy) = app_behind_proxy().await;
+    app.add_user("U0WARM", "warm", "Warm Visitor");
+    let channel_message = |event_id: &str, text: &str, ts: &str| {
+        let mut message = user_message("C0WARM", "channel", "U0WARM", text, ts);
+        message["thread_ts"] = json!("100.0001");
+        event_callback(TEAM, event_id, message)
+    };
+    let slack_round_trips = |event: serde_json::Value| {
+        let (app, proxy) = (&app, &proxy);
+        async move {
+            let before = proxy.tally();
+            let answer = app.slack_event(&event).await;
+            assert_eq!(answer.status, 200, "{answer:?}");
+            proxy.tally().since(&before)
+        }
+    };
+    let callback_round_trips = |callback: serde_json::Value| {
+        let (app, proxy) = (&app, &proxy);
+        async move {
+            let before = proxy.tally();
+            let answer = app.easemob_callback(&callback).await;
+            assert_eq!(answer.status, 200, "{answer:?}");
+            proxy.tally().since(&before)
+        }
+    };
+    for (first, second) in [
+        (
+            dm("EvWarm1", "U0WARM", "first", "1.0001"),
+            dm("EvWarm2", "U0WARM", "second", "2.0001"),
+        ),
+        (
+            channel_message("EvWarm3", "first in thread", "101.0001"),
+            channel_message("EvWarm4", "second in thread", "102.0001"),
+        ),
+    ] {
+        slack_round_trips(first).await;
+        let warm = slack_round_trips(second).await;
+        assert_eq!(warm.calls(), 2, "Slack → Kefu, warm: {warm:?}");
+    }
+    for (visitor, id) in [
+        ("t0bounds_u0warm_d0warm", "dm"),
+        ("t0bounds_u0warm_c0warm", "ch"),
+    ] {
+        callback_round_trips(agent_reply(visitor, &format!("m-warm-{id}-1"), "one")).await;
+        let warm =
+            callback_round_trips(agent_reply(visitor, &format!("m-warm-{id}-2"), "two")).await;
+        assert_eq!(warm.calls(), 2, "Kefu → Slack ({id}), warm: {warm:?}");
+    }
+    assert_eq!(app.easemob.texts().len(), 4);
+    let posted = app.slack.posts();
+    assert_eq!(posted.len(), 4, "{posted:?}");
+    assert!(
+        posted
+            .iter()
+            .filter(|p| p["channel"] == "C0WARM")
+            .all(|p| p["thread_ts"] == "100.0001"),
+        "channel replies go to the visitor's thread: {posted:?}"
+    );
 }

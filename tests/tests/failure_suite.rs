@@ -386,7 +386,7 @@ async fn fault_row(outage: Outage) -> Row {
     outage.start(&app).await;
     let (sent, not_200) = send_all(&app, direction, &tag).await;
     // Mid-outage: once retries are due, a drain tries again and fails again.
-    tokio::time::sleep(UNTIL_FIRST_RETRY).await;
+    app.clock.advance(UNTIL_FIRST_RETRY.as_secs() as i64);
     let mid = app.drain(direction).await;
     assert_eq!(
         mid.delivered, 0,
@@ -603,7 +603,7 @@ async fn later_messages_wait_behind_a_failed_one_and_arrive_in_order() {
     let early = app.drain(Direction::ToKefu).await;
     assert_eq!((early.delivered, early.not_due), (0, 1));
     // The first retry comes no later than 10 s after the failure.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    app.clock.advance(10);
     let summary = app.drain(Direction::ToKefu).await;
     assert_eq!(summary.delivered, 3, "{summary:?}");
     assert_eq!(app.easemob.texts(), vec!["first", "second", "third"]);

@@ -20,33 +20,26 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::bridge::Bridge;
-use crate::clock::{now_epoch_millis, now_epoch_secs};
+use crate::clock::now_epoch_millis;
 use crate::easemob::callback::{verify_callback, Callback, MessageBody, MAX_AGE_MILLIS};
 use crate::http_types::{HttpRequest, HttpResponse};
 use crate::lambda::Function;
-use crate::relay::outbox::{self, Failure};
 use crate::relay::outcome::{
-    self, Handled, LogIds, LoopRule, Outcome, Place, QueueCause, Rejection, RetryCause, Skip,
+    self, Handled, LogIds, LoopRule, Outcome, Place, Rejection, RetryCause, Skip,
+};
+use crate::relay::pipeline::{
+    self, complete, release, report_for_taken, Claimed, Message, Planned, Report, CLAIM_LEASE_SECS,
 };
 use crate::relay::recalls::{self, RecallOutcome};
-use crate::relay::reply_parts::{self, ReplyPart};
+use crate::relay::reply_parts::{self, SlackConversation};
 use crate::relay::session_notices;
-use crate::relay::to_slack::{
-    AgentIdentity, OutgoingPost, PostError, PostFailure, CUSTOMIZE_SCOPE,
-};
-use crate::slack::web::SlackMessageRef;
-use crate::store::{
-    Claim, ClaimKey, Conversation, Direction, Installation, NewOutboxItem, WorkspaceKey,
-    CLAIM_TTL_SECS,
-};
+use crate::relay::to_slack::AgentIdentity;
+use crate::store::{Claim, ClaimKey, Direction, Installation, WorkspaceKey, CLAIM_TTL_SECS};
 use crate::visitor::VisitorId;
 
 /// Everything one callback does fits in this, so Easemob gets its answer
 /// before it gives up on the request.
 pub const BUDGET: Duration = Duration::from_millis(2_500);
-/// A claim's lease: longer than any invocation, short enough that a crashed
-/// one does not block a later delivery for long.
-const CLAIM_LEASE_SECS: i64 = 30;
 /// A replay inside the accepted window finds the message still claimed.
 const _: () = assert!(MAX_AGE_MILLIS <= CLAIM_TTL_SECS * 1_000);
 /// Longest message id taken (Easemob's are 18–19 digits).
@@ -94,13 +87,14 @@ pub async fn handle(bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
         }
     };
     let report = handle_callback(bridge, &callback, deadline).await;
+    let visitor = report.visitor.as_ref().map(ToString::to_string);
     let ids = LogIds {
         msg_id: Some(&callback.msg_id),
         event_type: Some(&callback.event_type),
         from: Some(&callback.from),
-        visitor: report.visitor.as_deref(),
-        team: report.team.as_deref(),
-        channel: report.channel.as_deref(),
+        visitor: visitor.as_deref(),
+        team: report.visitor.as_ref().map(VisitorId::workspace),
+        channel: report.visitor.as_ref().map(|v| v.channel().as_str()),
         detail: report.detail.as_deref(),
         parts: report.parts,
         ..LogIds::default()
@@ -127,51 +121,6 @@ fn response_for(outcome: Outcome) -> HttpResponse {
             format!("temporarily unavailable: {}", outcome.name(PLACE.direction)),
         ),
         _ => HttpResponse::text(outcome.status(), ""),
-    }
-}
-
-/// What happened to one callback: its outcome and the log line's details.
-struct Report {
-    outcome: Outcome,
-    detail: Option<String>,
-    visitor: Option<String>,
-    team: Option<String>,
-    channel: Option<String>,
-    parts: usize,
-}
-
-impl Report {
-    fn done(outcome: Outcome) -> Self {
-        Self {
-            outcome,
-            detail: None,
-            visitor: None,
-            team: None,
-            channel: None,
-            parts: 0,
-        }
-    }
-
-    /// Deliberately not posted: Easemob must not send it again.
-    fn skipped(skip: Skip) -> Self {
-        Self::done(Outcome::NotForUs(skip))
-    }
-
-    fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
-        self
-    }
-
-    /// Easemob's retry may succeed where this attempt could not.
-    fn retry_later(cause: RetryCause, detail: impl Into<String>) -> Self {
-        Self::done(Outcome::RetryLater(cause)).with_detail(detail)
-    }
-
-    fn for_visitor(mut self, visitor: &VisitorId) -> Self {
-        self.visitor = Some(visitor.to_string());
-        self.team = Some(visitor.workspace().to_string());
-        self.channel = Some(visitor.channel().to_string());
-        self
     }
 }
 
@@ -234,7 +183,8 @@ async fn handle_callback(bridge: &Bridge, callback: &Callback, deadline: Instant
         .for_visitor(&visitor)
 }
 
-/// Claims the message, posts what is not posted yet, records the outcome.
+/// Plans the message's steps once it is claimed, and delivers them
+/// through the pipeline (relay/pipeline.rs).
 async fn deliver(
     bridge: &Bridge,
     callback: &Callback,
@@ -243,161 +193,50 @@ async fn deliver(
     started: Instant,
     deadline: Instant,
 ) -> Report {
-    let claim_key = ClaimKey::EasemobMessage(callback.msg_id.trim().to_string());
-    let parts_done = match bridge.store.claim(&claim_key, CLAIM_LEASE_SECS).await {
-        Ok(Claim::Acquired { parts_done }) => parts_done as usize,
-        Ok(Claim::Completed) => return Report::done(Outcome::Duplicate),
-        Ok(Claim::InProgress) => {
-            return Report::retry_later(
-                RetryCause::DuplicateInProgress,
-                "another delivery holds the claim",
-            )
-        }
-        Err(error) => return Report::retry_later(RetryCause::StoreUnavailable, error.to_string()),
-    };
-    // The one read of the conversation record: the thread to reply in, and
-    // whether replies wait in the outbox (then this one queues behind them).
-    let conversation = match bridge
-        .store
-        .get_conversation(&installation.key, &visitor.to_string())
-        .await
-    {
-        Ok(conversation) => conversation,
-        Err(error) => {
-            release(bridge, &claim_key, parts_done).await;
-            return Report::retry_later(RetryCause::StoreUnavailable, error.to_string());
-        }
-    };
-    let mut carried = Vec::new();
-    let report = post_or_queue(
-        bridge,
-        &claim_key,
-        callback,
-        visitor,
-        installation,
-        &conversation,
-        parts_done,
-        started,
-        deadline,
-        &mut carried,
-    )
-    .await;
-    // Where the message went, for a later recall (and Kefu's own id of it,
-    // which its recall command may use instead). Best effort: without it a
-    // recall is only a log line.
-    let kefu_msg_id = callback.payload.ext.weichat.msg_id.trim();
-    if let Err(error) = bridge
-        .store
-        .remember_slack_posts(
-            &installation.key,
-            callback.msg_id.trim(),
-            Some(kefu_msg_id).filter(|id| names_a_record(id)),
-            &visitor.to_string(),
-            &carried,
-        )
-        .await
-    {
-        tracing::warn!(msg_id = %callback.msg_id, %error, "slack_posts_not_recorded");
-    }
-    report
-}
-
-/// Posts the message's steps from `parts_done` on, or hands them to the
-/// outbox; every post made goes into `carried`.
-#[allow(clippy::too_many_arguments)]
-async fn post_or_queue(
-    bridge: &Bridge,
-    claim_key: &ClaimKey,
-    callback: &Callback,
-    visitor: &VisitorId,
-    installation: &Installation,
-    conversation: &Conversation,
-    parts_done: usize,
-    started: Instant,
-    deadline: Instant,
-    carried: &mut Vec<SlackMessageRef>,
-) -> Report {
-    // Direct messages never thread; in a channel the reply goes to the
-    // thread the visitor last wrote in (slack_events remembers it).
-    let thread = conversation
-        .thread_ts
-        .as_deref()
-        .filter(|_| !visitor.channel().is_direct_message());
-    // A session notice, text posts, a question with buttons, files (issues
-    // "Rich conversations", "The Kefu conversation in Slack"); each step
-    // also has a plain post form for the outbox.
-    let agent = AgentIdentity::from_ext(&callback.payload.ext);
-    let to = reply_parts::Destination {
-        agent: &agent,
-        customize: installation.has_scope(CUSTOMIZE_SCOPE),
-        channel: visitor.channel().as_str(),
-        thread_ts: thread,
-        language: session_notices::language_for(bridge, &installation.key, &callback.payload).await,
-    };
-    let parts = reply_parts::plan(&callback.payload, visitor, to);
-    let posts: Vec<OutgoingPost> = parts.iter().map(ReplyPart::as_outgoing).collect();
-    let later = Later {
-        claim_key,
-        msg_id: callback.msg_id.trim(),
+    let msg_id = callback.msg_id.trim();
+    let expected = pipeline::expected_thread(bridge, visitor);
+    let message = Message {
+        claim: ClaimKey::EasemobMessage(msg_id.to_string()),
+        origin: msg_id,
         workspace: &installation.key,
-        visitor: &visitor.to_string(),
-        posts: &posts,
+        visitor,
+        thread: pipeline::thread_check(&expected),
+        started,
     };
-    if conversation.to_slack.pending > 0 {
-        return later
-            .hand_over(
-                bridge,
-                parts_done,
-                None,
-                Outcome::Queued(QueueCause::BehindWaiting),
-            )
-            .await;
-    }
-    let deadline = reply_parts::deadline_for(&parts, deadline - BUDGET, deadline);
-    let sent = reply_parts::send(
-        bridge,
-        installation,
-        to,
-        &parts,
-        parts_done,
-        deadline,
-        carried,
-    )
-    .await;
-    match sent {
-        Ok(()) => {
-            let latency = started.elapsed();
-            complete(bridge, claim_key, posts.len()).await;
-            Report {
-                parts: posts.len(),
-                ..Report::done(Outcome::Delivered {
-                    latency: Some(latency),
-                })
-            }
+    let agent = AgentIdentity::from_ext(&callback.payload.ext);
+    let kefu_msg_id = callback.payload.ext.weichat.msg_id.trim();
+    pipeline::deliver(bridge, message, async |claimed: &Claimed| {
+        // Direct messages never thread; in a channel the reply goes to the
+        // thread the visitor last wrote in (slack_events remembers it).
+        let thread_ts = claimed
+            .conversation
+            .thread_ts
+            .clone()
+            .filter(|_| !visitor.channel().is_direct_message());
+        let slack = SlackConversation {
+            installation,
+            agent: &agent,
+            channel: visitor.channel().as_str(),
+            thread_ts,
+            language: session_notices::language_for(bridge, &installation.key, &callback.payload)
+                .await,
+            origin: msg_id,
+            kefu_msg_id: Some(kefu_msg_id).filter(|id| names_a_record(id)),
+            visitor: visitor.to_string(),
+            carried: Vec::new(),
+        };
+        // A session notice, text posts, a question with buttons, files
+        // (issues "Rich conversations", "The Kefu conversation in Slack");
+        // each step also has a plain post form for the outbox.
+        let parts = reply_parts::plan(&callback.payload, visitor, slack.destination());
+        let deadline = reply_parts::deadline_for(&parts, started, deadline);
+        Planned::Send {
+            recipient: slack,
+            parts,
+            deadline,
         }
-        Err(PostFailure {
-            posted,
-            error: PostError::OutOfTime,
-        }) => {
-            later
-                .hand_over(bridge, posted, None, Outcome::Queued(QueueCause::OutOfTime))
-                .await
-        }
-        Err(PostFailure {
-            posted,
-            error: PostError::Slack(error),
-        }) => {
-            if error.is_auth_failure() {
-                // The token is dead: nothing helps until a reinstall.
-                outbox::flag_reinstall(bridge, &installation.key).await;
-            }
-            let failure = outbox::slack_failure(&error);
-            let outcome = failure.handed_over();
-            later
-                .hand_over(bridge, posted, Some(failure), outcome)
-                .await
-        }
-    }
+    })
+    .await
 }
 
 /// An agent's recall: claimed like any message, so it is done once; the
@@ -416,13 +255,7 @@ async fn take_back(
     let claim_key = ClaimKey::EasemobMessage(callback.msg_id.trim().to_string());
     match bridge.store.claim(&claim_key, CLAIM_LEASE_SECS).await {
         Ok(Claim::Acquired { .. }) => {}
-        Ok(Claim::Completed) => return Report::done(Outcome::Duplicate),
-        Ok(Claim::InProgress) => {
-            return Report::retry_later(
-                RetryCause::DuplicateInProgress,
-                "another delivery holds the claim",
-            )
-        }
+        Ok(taken) => return report_for_taken(taken),
         Err(error) => return Report::retry_later(RetryCause::StoreUnavailable, error.to_string()),
     }
     let detail = format!("recalled={recalled}");
@@ -462,68 +295,6 @@ async fn take_back(
 fn names_a_record(id: &str) -> bool {
     let id = id.trim();
     !id.is_empty() && id.len() <= MAX_MSG_ID_BYTES && !id.chars().any(char::is_control)
-}
-
-/// A reply whose remaining posts go to the outbox (or the dead letters)
-/// instead of Slack now.
-struct Later<'a> {
-    claim_key: &'a ClaimKey,
-    msg_id: &'a str,
-    workspace: &'a WorkspaceKey,
-    visitor: &'a str,
-    posts: &'a [OutgoingPost],
-}
-
-impl Later<'_> {
-    /// Stores posts `from..` durably, then completes the claim: Easemob gets
-    /// 200 (a Slack outage never counts against the endpoint). If the table
-    /// fails, nothing is accepted: the claim is released with the progress
-    /// and Easemob's retry may do better (5xx).
-    async fn hand_over(
-        &self,
-        bridge: &Bridge,
-        from: usize,
-        failure: Option<Failure>,
-        outcome: Outcome,
-    ) -> Report {
-        let now = now_epoch_secs();
-        let new = NewOutboxItem {
-            direction: Direction::ToSlack,
-            workspace: self.workspace.clone(),
-            visitor: self.visitor.to_string(),
-            parts: self.posts[from.min(self.posts.len())..]
-                .iter()
-                .map(|post| serde_json::to_string(post).unwrap_or_default())
-                .collect(),
-            origin: self.msg_id.to_string(),
-            last_error: None,
-            attempts: 0,
-            next_attempt_at: now,
-        };
-        match outbox::accept(bridge, new, failure, self.claim_key, self.posts.len(), from).await {
-            Ok(detail) => Report {
-                parts: from,
-                detail,
-                ..Report::done(outcome)
-            },
-            Err(detail) => Report::retry_later(RetryCause::StoreUnavailable, detail),
-        }
-    }
-}
-
-/// Answered 200 either way: if recording fails, the claim's lease still
-/// blocks a re-delivery meanwhile.
-async fn complete(bridge: &Bridge, key: &ClaimKey, posted: usize) {
-    if let Err(error) = bridge.store.complete_claim(key, posted as u32).await {
-        tracing::error!(claim = ?key, %error, "claim_completion_not_recorded");
-    }
-}
-
-/// Gives the message back for Easemob's retry, remembering what was posted.
-async fn release(bridge: &Bridge, key: &ClaimKey, posted: usize) {
-    if let Err(error) = bridge.store.release_claim(key, posted as u32).await {
-        tracing::error!(claim = ?key, %error, "claim_release_failed");
-    }
 }
 
 /// For the log line of a message with nothing to show: `cmd:KF-ACK`, `txt`…

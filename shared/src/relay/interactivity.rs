@@ -27,6 +27,7 @@ use crate::bridge::Bridge;
 use crate::clock::now_epoch_secs;
 use crate::easemob::visitor_message::VisitorEnvelope;
 use crate::http_types::{HttpRequest, HttpResponse};
+use crate::relay::pipeline::CLAIM_LEASE_SECS;
 use crate::relay::prompts::{self, answer_only, Answer, PostedPrompt, Prompt};
 use crate::relay::{routing, to_kefu, visitor_profile};
 use crate::slack::blocks::{
@@ -42,8 +43,6 @@ use crate::visitor::VisitorId;
 
 /// Slack waits 3 s for the answer.
 pub const BUDGET: Duration = Duration::from_millis(2_600);
-/// Longer than any invocation; a crashed one frees the question soon.
-const CLAIM_LEASE_SECS: i64 = 30;
 
 /// True for the interactivity route, with or without an API Gateway stage
 /// prefix (`/prod/slack/interactivity`); the `slack-events` function serves

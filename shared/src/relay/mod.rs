@@ -7,6 +7,7 @@ pub mod interactivity;
 pub mod oauth;
 pub mod outbox;
 pub mod outcome;
+pub mod pipeline;
 pub mod prompts;
 pub mod recalls;
 pub mod reply_parts;

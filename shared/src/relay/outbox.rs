@@ -27,18 +27,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::bridge::Bridge;
-use crate::clock::{now_epoch_millis, now_epoch_secs, spread_bytes};
+use crate::clock::{now_epoch_millis, spread_bytes};
 use crate::dynamo::DynamoError;
-use crate::easemob::EasemobError;
 use crate::lambda::Function;
-use crate::relay::outcome::{
-    self, DeadLetterCause, FailureKind, LogIds, Outcome, Place, QueueCause,
-};
-use crate::relay::to_slack::OutgoingPost;
-use crate::relay::{to_kefu, to_slack};
-use crate::slack::web::SlackApiError;
+use crate::relay::outcome::{self, DeadLetterCause, FailureKind, LogIds, Outcome, Place};
+use crate::relay::pipeline::{remaining, Failure, Recipient, Stop, Stopped};
+use crate::relay::reply_parts::SlackConversation;
+use crate::relay::to_kefu::KefuVisitor;
+use crate::relay::to_slack::AgentIdentity;
 use crate::store::{
-    ClaimKey, Direction, NewOutboxItem, OutboxItem, WaitingConversation, WorkspaceKey,
+    Direction, NewOutboxItem, NoticeLanguage, OutboxItem, WaitingConversation, WorkspaceKey,
     MAX_PAYLOAD_BYTES,
 };
 use crate::visitor::VisitorId;
@@ -71,98 +69,6 @@ pub const FIRST_RETRY_MAX_SECS: i64 = 10;
 /// …then the wait doubles, up to this.
 pub const MAX_BACKOFF_SECS: i64 = 15 * 60;
 
-/// Why a delivery stopped, as far as retrying is concerned, and what
-/// failed (the `Reason` of the `DeliveryFailed` metric, relay/outcome.rs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// May work later: 5xx, timeout, refused connection, rate limit, a
-    /// token Easemob still rejects after the one refresh.
-    Transient {
-        kind: FailureKind,
-        detail: String,
-        /// The service asked for at least this long (`Retry-After`).
-        retry_after: Option<u64>,
-    },
-    /// The same request will fail the same way: dead letter.
-    Permanent { kind: FailureKind, reason: String },
-}
-
-impl Failure {
-    pub fn kind(&self) -> FailureKind {
-        match self {
-            Failure::Transient { kind, .. } | Failure::Permanent { kind, .. } => *kind,
-        }
-    }
-
-    /// What becomes of the message now: queued for a retry, or dead.
-    pub fn handed_over(&self) -> Outcome {
-        match self {
-            Failure::Transient { kind, .. } => Outcome::Queued(QueueCause::Failed(*kind)),
-            Failure::Permanent { kind, .. } => {
-                Outcome::DeadLettered(DeadLetterCause::Failed(*kind))
-            }
-        }
-    }
-}
-
-/// Easemob's answer → retry or dead letter. Besides 401 and 429, a 403 is
-/// retried: Easemob answers it when the per-minute message quota (6,000)
-/// is spent. Any other 4xx (400 on a bad visitor, 404, 413) is permanent.
-pub fn kefu_failure(error: &EasemobError) -> Failure {
-    let transient = |kind, retry_after| Failure::Transient {
-        kind,
-        detail: error.to_string(),
-        retry_after,
-    };
-    match error {
-        EasemobError::RateLimited { retry_after } => {
-            transient(FailureKind::KefuRateLimited, *retry_after)
-        }
-        EasemobError::Unauthorized => transient(FailureKind::TokenRefused, None),
-        EasemobError::Unavailable(_) => transient(FailureKind::KefuUnavailable, None),
-        EasemobError::Rejected { status: 403, .. } => transient(FailureKind::KefuRateLimited, None),
-        EasemobError::Rejected { .. } => Failure::Permanent {
-            kind: FailureKind::KefuRejected,
-            reason: error.to_string(),
-        },
-    }
-}
-
-/// Slack errors that mean the bot cannot post in that channel (any more).
-const CHANNEL_GONE: &[&str] = &[
-    "channel_not_found",
-    "not_in_channel",
-    "is_archived",
-    "channel_is_archived",
-];
-
-/// Slack's answer → retry or dead letter. A dead token, a channel the bot
-/// cannot post in and any other `ok: false` error are permanent; 429, 5xx,
-/// timeouts and answers that are not Slack's JSON are retried.
-pub fn slack_failure(error: &SlackApiError) -> Failure {
-    let transient = |kind, retry_after| Failure::Transient {
-        kind,
-        detail: error.to_string(),
-        retry_after,
-    };
-    let permanent = |kind| Failure::Permanent {
-        kind,
-        reason: error.to_string(),
-    };
-    match error {
-        SlackApiError::RateLimited { retry_after } => {
-            transient(FailureKind::SlackRateLimited, *retry_after)
-        }
-        SlackApiError::Malformed(_) => transient(FailureKind::SlackUnavailable, None),
-        error if error.is_transient() => transient(FailureKind::SlackUnavailable, None),
-        error if error.is_auth_failure() => permanent(FailureKind::TokenRefused),
-        SlackApiError::Api(code) if CHANNEL_GONE.contains(&code.as_str()) => {
-            permanent(FailureKind::SlackChannelGone)
-        }
-        _ => permanent(FailureKind::SlackRejected),
-    }
-}
-
 /// Seconds to wait after the `failures`-th failed attempt: at most 10 s
 /// after the first, doubling up to 15 min, each drawn from the upper half
 /// of its range ("equal jitter") so retries of many conversations spread.
@@ -179,63 +85,6 @@ pub fn retry_at(now: i64, failures: u32, retry_after: Option<u64>) -> i64 {
     let jitter = u16::from_le_bytes(spread_bytes::<2>());
     let asked = retry_after.map_or(0, |s| s.min(MAX_BACKOFF_SECS as u64) as i64);
     now + backoff_secs(failures, jitter).max(asked)
-}
-
-/// Takes a message the handler could not (or may not yet) deliver: into
-/// the outbox — or the dead letters for a permanent failure — and then
-/// completes its claim, so the sender gets 200 and stops retrying. `Ok` has
-/// the failure's detail for the log line. If the table fails, nothing is
-/// accepted: the claim is released with `parts_done` so the sender's retry
-/// resumes after what already went, and `Err` says why.
-pub(crate) async fn accept(
-    bridge: &Bridge,
-    mut new: NewOutboxItem,
-    failure: Option<Failure>,
-    claim: &ClaimKey,
-    parts_total: usize,
-    parts_done: usize,
-) -> Result<Option<String>, String> {
-    let now = now_epoch_secs();
-    let stored = match &failure {
-        None => queue(bridge, new).await,
-        Some(Failure::Transient {
-            detail,
-            retry_after,
-            ..
-        }) => {
-            new.attempts = 1;
-            new.next_attempt_at = retry_at(now, 1, *retry_after);
-            new.last_error = Some(detail.clone());
-            queue(bridge, new).await
-        }
-        Some(Failure::Permanent { reason, .. }) => {
-            new.last_error = Some(reason.clone());
-            dead_letter(bridge, new, reason).await
-        }
-    };
-    let detail = failure.map(|f| match f {
-        Failure::Transient { detail, .. } => detail,
-        Failure::Permanent { reason, .. } => reason,
-    });
-    match stored {
-        Ok(()) => {
-            // Answered 200 either way: if recording fails, the claim's lease
-            // still blocks a re-delivery meanwhile.
-            if let Err(error) = bridge.store.complete_claim(claim, parts_total as u32).await {
-                tracing::error!(claim = ?claim, %error, "claim_completion_not_recorded");
-            }
-            Ok(detail)
-        }
-        Err(error) => {
-            if let Err(store_error) = bridge.store.release_claim(claim, parts_done as u32).await {
-                tracing::error!(claim = ?claim, %store_error, "claim_release_failed");
-            }
-            Err(format!(
-                "{}; not stored: {error}",
-                detail.unwrap_or_default()
-            ))
-        }
-    }
 }
 
 /// Puts a message in the outbox behind the conversation's waiting ones. A
@@ -284,7 +133,10 @@ async fn wake_at(
         workspace: workspace.clone(),
         visitor: visitor.to_string(),
     };
-    bridge.wakeups.send(&wake_up, at - now_epoch_secs()).await;
+    bridge
+        .wakeups
+        .send(&wake_up, at - bridge.clock.epoch_secs())
+        .await;
 }
 
 /// Records a message that can never be delivered, with the reason.
@@ -528,9 +380,9 @@ pub async fn drain(bridge: &Bridge, direction: Direction, deadline: Instant) -> 
         waiting_seen = summary.waiting_seen,
         "outbox_drained"
     );
-    let oldest_age = summary
-        .oldest_seen_at
-        .map_or(0, |created_at| (now_epoch_secs() - created_at).max(0));
+    let oldest_age = summary.oldest_seen_at.map_or(0, |created_at| {
+        (bridge.clock.epoch_secs() - created_at).max(0)
+    });
     outcome::record_depth(
         &bridge.metrics,
         drain_place(direction),
@@ -645,7 +497,7 @@ async fn drain_waiting(
     deadline: Instant,
     summary: &mut DrainSummary,
 ) -> bool {
-    let now = now_epoch_secs();
+    let now = bridge.clock.epoch_secs();
     if conversation.head_next_attempt_at > now {
         summary.not_due += 1;
         return true;
@@ -741,7 +593,7 @@ async fn drain_item(
     if remaining(deadline) < SEND_ALLOWANCE {
         return ItemOutcome::StopDrain;
     }
-    let now = now_epoch_secs();
+    let now = bridge.clock.epoch_secs();
     if item.next_attempt_at > now {
         summary.not_due += 1;
         return ItemOutcome::ConversationWaits;
@@ -804,10 +656,10 @@ async fn drain_item(
                     },
             } => {
                 let attempts = item.attempts.saturating_add(1);
-                let next = retry_at(now_epoch_secs(), attempts, retry_after);
+                let next = retry_at(bridge.clock.epoch_secs(), attempts, retry_after);
                 let told = format!(
                     "attempt {attempts}, retry in {} s: {detail}",
-                    next - now_epoch_secs()
+                    next - bridge.clock.epoch_secs()
                 );
                 tell(Outcome::RetryScheduled(kind), Some(&told));
                 summary.retried_later += 1;
@@ -863,140 +715,107 @@ fn drain_place(direction: Direction) -> Place {
 }
 
 async fn deliver(bridge: &Bridge, item: &OutboxItem, deadline: Instant) -> Delivery {
-    match item.direction {
-        Direction::ToKefu => deliver_to_kefu(bridge, item, deadline).await,
-        Direction::ToSlack => deliver_to_slack(bridge, item, deadline).await,
-    }
-}
-
-async fn deliver_to_kefu(bridge: &Bridge, item: &OutboxItem, deadline: Instant) -> Delivery {
-    let start = item.parts_done;
-    let failed = |parts_done: u32, failure: Failure| Delivery::Failed {
-        parts_done,
-        failure,
+    let permanent = |kind: FailureKind, reason: String| Delivery::Failed {
+        parts_done: item.parts_done,
+        failure: Failure::Permanent { kind, reason },
     };
     let visitor = match VisitorId::decode(&item.visitor) {
         Ok(visitor) => visitor,
         Err(error) => {
-            return failed(
-                start,
-                Failure::Permanent {
-                    kind: FailureKind::KefuRejected,
-                    reason: format!("not a visitor id: {error}"),
-                },
-            )
+            let kind = match item.direction {
+                Direction::ToKefu => FailureKind::KefuRejected,
+                Direction::ToSlack => FailureKind::SlackRejected,
+            };
+            return permanent(kind, format!("not a visitor id: {error}"));
         }
     };
-    // The message may have been queued because registering failed.
-    if let Err(error) = to_kefu::ensure_registered(bridge, &item.workspace, &visitor).await {
-        return failed(start, kefu_failure(&error));
-    }
-    for (index, body) in item.parts.iter().enumerate().skip(start as usize) {
-        let index = index as u32;
-        if index > start && remaining(deadline) < SEND_ALLOWANCE {
-            return Delivery::OutOfTime { parts_done: index };
+    match item.direction {
+        Direction::ToKefu => {
+            let mut kefu = KefuVisitor {
+                workspace: &item.workspace,
+                visitor: &visitor,
+                allowance: SEND_ALLOWANCE,
+            };
+            send_stored(bridge, &mut kefu, item, deadline).await
         }
-        if let Err(error) = to_kefu::send_body(bridge, body.as_bytes(), deadline).await {
-            return failed(index, kefu_failure(&error));
-        }
-    }
-    Delivery::Delivered
-}
-
-async fn deliver_to_slack(bridge: &Bridge, item: &OutboxItem, deadline: Instant) -> Delivery {
-    let start = item.parts_done;
-    let permanent = |kind: FailureKind, reason: String| Delivery::Failed {
-        parts_done: start,
-        failure: Failure::Permanent { kind, reason },
-    };
-    // The installation is read now, not when the reply was queued: the
-    // token may have rotated, the workspace may be gone.
-    let installation = match bridge.installation(&item.workspace).await {
-        Ok(Some(installation)) => installation,
-        Ok(None) => return permanent(FailureKind::TokenRefused, "workspace uninstalled".into()),
-        Err(error) => {
-            return Delivery::Failed {
-                parts_done: start,
-                failure: Failure::Transient {
-                    kind: FailureKind::StoreUnavailable,
-                    detail: error.to_string(),
-                    retry_after: None,
-                },
-            }
-        }
-    };
-    if installation.needs_reinstall {
-        return permanent(
-            FailureKind::TokenRefused,
-            "workspace needs reinstall: its bot token was refused".into(),
-        );
-    }
-    // A question's record comes with its post: `send_posts` stores it.
-    let posts: Vec<OutgoingPost> = match item
-        .parts
-        .iter()
-        .map(|part| serde_json::from_str(part))
-        .collect()
-    {
-        Ok(posts) => posts,
-        Err(error) => {
-            return permanent(
-                FailureKind::SlackRejected,
-                format!("unreadable chat.postMessage payload: {error}"),
-            )
-        }
-    };
-    let mut carried = Vec::new();
-    let sent = to_slack::send_posts(
-        bridge,
-        &installation,
-        &bridge.bot_token(&installation),
-        &posts,
-        start as usize,
-        deadline,
-        &mut carried,
-    )
-    .await;
-    // Where the reply went, for a later recall (relay/recalls.rs); best
-    // effort, like on the callback's own path.
-    if let Err(error) = bridge
-        .store
-        .remember_slack_posts(&item.workspace, &item.origin, None, &item.visitor, &carried)
-        .await
-    {
-        tracing::warn!(origin = %item.origin, %error, "slack_posts_not_recorded");
-    }
-    match sent {
-        Ok(()) => Delivery::Delivered,
-        Err(to_slack::PostFailure { posted, error }) => {
-            let parts_done = posted as u32;
-            match error {
-                to_slack::PostError::OutOfTime => Delivery::OutOfTime { parts_done },
-                to_slack::PostError::Slack(error) => {
-                    if error.is_auth_failure() {
-                        flag_reinstall(bridge, &installation.key).await;
-                    }
-                    Delivery::Failed {
-                        parts_done,
-                        failure: slack_failure(&error),
+        Direction::ToSlack => {
+            // The installation is read now, not when the reply was
+            // queued: the token may have rotated, the workspace may be gone.
+            let installation = match bridge.installation(&item.workspace).await {
+                Ok(Some(installation)) => installation,
+                Ok(None) => {
+                    return permanent(FailureKind::TokenRefused, "workspace uninstalled".into())
+                }
+                Err(error) => {
+                    return Delivery::Failed {
+                        parts_done: item.parts_done,
+                        failure: Failure::Transient {
+                            kind: FailureKind::StoreUnavailable,
+                            detail: error.to_string(),
+                            retry_after: None,
+                        },
                     }
                 }
+            };
+            if installation.needs_reinstall {
+                return permanent(
+                    FailureKind::TokenRefused,
+                    "workspace needs reinstall: its bot token was refused".into(),
+                );
             }
+            // The posts carry their channel, thread and author; files never
+            // wait here (their line does), so the destination is only the
+            // conversation's channel.
+            let agent = AgentIdentity::default();
+            let mut slack = SlackConversation {
+                installation: &installation,
+                agent: &agent,
+                channel: visitor.channel().as_str(),
+                thread_ts: None,
+                language: NoticeLanguage::default(),
+                origin: &item.origin,
+                kefu_msg_id: None,
+                visitor: item.visitor.clone(),
+                carried: Vec::new(),
+            };
+            send_stored(bridge, &mut slack, item, deadline).await
         }
     }
 }
 
-/// Slack refused the bot token: the workspace must reinstall; remember it
-/// so nothing else is tried with that token.
-pub(crate) async fn flag_reinstall(bridge: &Bridge, key: &crate::store::WorkspaceKey) {
-    if let Err(error) = bridge.store.mark_needs_reinstall(key).await {
-        tracing::error!(workspace = key.id(), %error, "needs_reinstall_not_recorded");
+/// Sends what is left of a waiting message through its recipient.
+async fn send_stored<R: Recipient>(
+    bridge: &Bridge,
+    recipient: &mut R,
+    item: &OutboxItem,
+    deadline: Instant,
+) -> Delivery {
+    let parts: Vec<R::Part> = match item.parts.iter().map(|p| R::from_stored(p)).collect() {
+        Ok(parts) => parts,
+        Err(failure) => {
+            return Delivery::Failed {
+                parts_done: item.parts_done,
+                failure,
+            }
+        }
+    };
+    let sent = recipient
+        .send(bridge, &parts, item.parts_done as usize, deadline)
+        .await;
+    recipient.finish(bridge, None).await;
+    match sent {
+        Ok(()) => Delivery::Delivered,
+        Err(Stopped { done, why }) => {
+            let parts_done = done as u32;
+            match why {
+                Stop::OutOfTime => Delivery::OutOfTime { parts_done },
+                Stop::Failed(error) => Delivery::Failed {
+                    parts_done,
+                    failure: R::classify(&error),
+                },
+            }
+        }
     }
-    bridge.forget_workspace(key);
-}
-
-fn remaining(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
 }
 
 #[cfg(test)]
@@ -1023,77 +842,6 @@ mod tests {
         assert!(retry_at(now, 1, Some(30)) >= now + 30);
         assert!(retry_at(now, 1, Some(86_400)) <= now + MAX_BACKOFF_SECS);
         assert!(retry_at(now, 1, None) <= now + FIRST_RETRY_MAX_SECS);
-    }
-
-    #[test]
-    fn failures_are_classified() {
-        let transient = |f: Failure| matches!(f, Failure::Transient { .. });
-        assert!(transient(kefu_failure(&EasemobError::Unauthorized)));
-        assert!(transient(kefu_failure(&EasemobError::Unavailable(
-            "x".into()
-        ))));
-        assert!(transient(kefu_failure(&EasemobError::RateLimited {
-            retry_after: Some(3)
-        })));
-        assert!(transient(kefu_failure(&EasemobError::Rejected {
-            status: 403,
-            error: "".into()
-        })));
-        assert!(!transient(kefu_failure(&EasemobError::Rejected {
-            status: 400,
-            error: "illegal_argument".into()
-        })));
-        assert!(transient(slack_failure(&SlackApiError::Unavailable(
-            "HTTP 500".into()
-        ))));
-        assert!(transient(slack_failure(&SlackApiError::Api(
-            "ratelimited".into()
-        ))));
-        for code in [
-            "channel_not_found",
-            "not_in_channel",
-            "is_archived",
-            "invalid_auth",
-            "no_text",
-        ] {
-            assert!(!transient(slack_failure(&SlackApiError::Api(code.into()))));
-        }
-    }
-
-    #[test]
-    fn failures_name_what_failed() {
-        let kind = |f: Failure| f.kind();
-        assert_eq!(
-            kind(kefu_failure(&EasemobError::RateLimited {
-                retry_after: None
-            })),
-            FailureKind::KefuRateLimited
-        );
-        assert_eq!(
-            kind(kefu_failure(&EasemobError::Rejected {
-                status: 400,
-                error: "illegal_argument".into()
-            })),
-            FailureKind::KefuRejected
-        );
-        assert_eq!(
-            kind(slack_failure(&SlackApiError::Unavailable(
-                "HTTP 500".into()
-            ))),
-            FailureKind::SlackUnavailable
-        );
-        assert_eq!(
-            kind(slack_failure(&SlackApiError::Api("invalid_auth".into()))),
-            FailureKind::TokenRefused
-        );
-        assert_eq!(
-            kind(slack_failure(&SlackApiError::Api("is_archived".into()))),
-            FailureKind::SlackChannelGone
-        );
-        assert_eq!(
-            kind(slack_failure(&SlackApiError::Api("no_text".into()))),
-            FailureKind::SlackRejected
-        );
     }
 
     #[test]

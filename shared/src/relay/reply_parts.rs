@@ -17,12 +17,16 @@ use std::time::{Duration, Instant};
 use crate::bridge::Bridge;
 use crate::easemob::callback::{FileBody, MessageBody, Payload};
 use crate::relay::files::{self, AgentFileKind, FileError, SlackDestination};
+use crate::relay::outcome::FailureKind;
+use crate::relay::pipeline::{complete, Failure, Recipient, Stopped};
 use crate::relay::prompts::{self, PostedPrompt, Prompt};
 use crate::relay::session_notices;
-use crate::relay::to_slack::{self, AgentIdentity, OutgoingPost, PostError, PostFailure};
+use crate::relay::to_slack::{
+    self, AgentIdentity, OutgoingPost, PostError, PostFailure, CUSTOMIZE_SCOPE,
+};
 use crate::slack::bot_token::BotToken;
-use crate::slack::web::{PostMessage, SlackMessageRef};
-use crate::store::{Installation, NoticeLanguage};
+use crate::slack::web::{PostMessage, SlackApiError, SlackMessageRef};
+use crate::store::{ClaimKey, Direction, Installation, NoticeLanguage, WorkspaceKey};
 use crate::visitor::VisitorId;
 
 /// A file transfer is only started (or retried) with this much time left.
@@ -48,6 +52,17 @@ pub enum ReplyPart {
 }
 
 impl ReplyPart {
+    /// The step the outbox kept: a post, or a question with its record.
+    pub fn from_outgoing(post: OutgoingPost) -> Self {
+        match post.question {
+            Some(question) => ReplyPart::Prompt {
+                question,
+                post: post.message,
+            },
+            None => ReplyPart::Post(post.message),
+        }
+    }
+
     /// The step as one `chat.postMessage` (what the outbox keeps).
     pub fn as_outgoing(&self) -> OutgoingPost {
         match self {
@@ -293,11 +308,205 @@ async fn transfer(
     }
 }
 
+/// A visitor's conversation in Slack, as the delivery pipeline posts to it
+/// (relay/pipeline.rs): the live callback's planned steps, or what the
+/// outbox kept of them. Every post made is remembered afterwards, for a
+/// later recall (relay/recalls.rs).
+pub(crate) struct SlackConversation<'a> {
+    pub installation: &'a Installation,
+    pub agent: &'a AgentIdentity,
+    pub channel: &'a str,
+    pub thread_ts: Option<String>,
+    pub language: NoticeLanguage,
+    /// The Kefu message the posts carry: its `msg_id`, and Kefu's own id.
+    pub origin: &'a str,
+    pub kefu_msg_id: Option<&'a str>,
+    pub visitor: String,
+    pub carried: Vec<SlackMessageRef>,
+}
+
+impl SlackConversation<'_> {
+    /// Where and as whom the steps are posted.
+    pub fn destination(&self) -> Destination<'_> {
+        Destination {
+            agent: self.agent,
+            customize: self.installation.has_scope(CUSTOMIZE_SCOPE),
+            channel: self.channel,
+            thread_ts: self.thread_ts.as_deref(),
+            language: self.language,
+        }
+    }
+}
+
+/// Slack errors that mean the bot cannot post in that channel (any more).
+const CHANNEL_GONE: &[&str] = &[
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "channel_is_archived",
+];
+
+impl Recipient for SlackConversation<'_> {
+    type Part = ReplyPart;
+    type Error = SlackApiError;
+    const DIRECTION: Direction = Direction::ToSlack;
+
+    async fn send(
+        &mut self,
+        bridge: &Bridge,
+        parts: &[ReplyPart],
+        from: usize,
+        deadline: Instant,
+    ) -> Result<(), Stopped<SlackApiError>> {
+        let mut carried = std::mem::take(&mut self.carried);
+        let sent = send(
+            bridge,
+            self.installation,
+            self.destination(),
+            parts,
+            from,
+            deadline,
+            &mut carried,
+        )
+        .await;
+        self.carried = carried;
+        match sent {
+            Ok(()) => Ok(()),
+            Err(PostFailure {
+                posted,
+                error: PostError::OutOfTime,
+            }) => Err(Stopped::out_of_time(posted)),
+            Err(PostFailure {
+                posted,
+                error: PostError::Slack(error),
+            }) => {
+                if error.is_auth_failure() {
+                    // The token is dead: nothing helps until a reinstall.
+                    flag_reinstall(bridge, &self.installation.key).await;
+                }
+                Err(Stopped::failed(posted, error))
+            }
+        }
+    }
+
+    /// Slack's answer → retry or dead letter. A dead token, a channel the
+    /// bot cannot post in and any other `ok: false` error are permanent;
+    /// 429, 5xx, timeouts and answers that are not Slack's JSON are retried.
+    fn classify(error: &SlackApiError) -> Failure {
+        let transient = |kind, retry_after| Failure::Transient {
+            kind,
+            detail: error.to_string(),
+            retry_after,
+        };
+        let permanent = |kind| Failure::Permanent {
+            kind,
+            reason: error.to_string(),
+        };
+        match error {
+            SlackApiError::RateLimited { retry_after } => {
+                transient(FailureKind::SlackRateLimited, *retry_after)
+            }
+            SlackApiError::Malformed(_) => transient(FailureKind::SlackUnavailable, None),
+            error if error.is_transient() => transient(FailureKind::SlackUnavailable, None),
+            error if error.is_auth_failure() => permanent(FailureKind::TokenRefused),
+            SlackApiError::Api(code) if CHANNEL_GONE.contains(&code.as_str()) => {
+                permanent(FailureKind::SlackChannelGone)
+            }
+            _ => permanent(FailureKind::SlackRejected),
+        }
+    }
+
+    fn stored(part: &ReplyPart) -> String {
+        serde_json::to_string(&part.as_outgoing()).unwrap_or_default()
+    }
+
+    fn from_stored(stored: &str) -> Result<ReplyPart, Failure> {
+        serde_json::from_str(stored)
+            .map(ReplyPart::from_outgoing)
+            .map_err(|error| Failure::Permanent {
+                kind: FailureKind::SlackRejected,
+                reason: format!("unreadable chat.postMessage payload: {error}"),
+            })
+    }
+
+    /// Where the message went, for a later recall (and Kefu's own id of
+    /// it, which its recall command may use instead), in the same write as
+    /// the claim's completion. Best effort: without it a recall is only a
+    /// log line; the completion is then written on its own.
+    async fn finish(&mut self, bridge: &Bridge, completing: Option<(&ClaimKey, usize)>) {
+        let remembered = bridge
+            .store
+            .remember_slack_posts(
+                &self.installation.key,
+                self.origin,
+                self.kefu_msg_id,
+                &self.visitor,
+                &self.carried,
+                completing.map(|(claim, parts)| (claim, parts as u32)),
+            )
+            .await;
+        if let Err(error) = remembered {
+            tracing::warn!(origin = %self.origin, %error, "slack_posts_not_recorded");
+            if let Some((claim, parts)) = completing {
+                complete(bridge, claim, parts).await;
+            }
+        }
+    }
+}
+
+/// Slack refused the bot token: the workspace must reinstall; remember it
+/// so nothing else is tried with that token.
+pub(crate) async fn flag_reinstall(bridge: &Bridge, key: &WorkspaceKey) {
+    if let Err(error) = bridge.store.mark_needs_reinstall(key).await {
+        tracing::error!(workspace = key.id(), %error, "needs_reinstall_not_recorded");
+    }
+    bridge.forget_workspace(key);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::easemob::callback::Callback;
     use serde_json::json;
+
+    #[test]
+    fn slack_failures_are_classified_and_named() {
+        let classify = |error: SlackApiError| SlackConversation::classify(&error);
+        let transient = |f: &Failure| matches!(f, Failure::Transient { .. });
+        let unavailable = classify(SlackApiError::Unavailable("HTTP 500".into()));
+        assert!(transient(&unavailable));
+        assert_eq!(unavailable.kind(), FailureKind::SlackUnavailable);
+        assert!(transient(&classify(SlackApiError::Api(
+            "ratelimited".into()
+        ))));
+        for (code, kind) in [
+            ("channel_not_found", FailureKind::SlackChannelGone),
+            ("not_in_channel", FailureKind::SlackChannelGone),
+            ("is_archived", FailureKind::SlackChannelGone),
+            ("invalid_auth", FailureKind::TokenRefused),
+            ("no_text", FailureKind::SlackRejected),
+        ] {
+            let failure = classify(SlackApiError::Api(code.into()));
+            assert!(!transient(&failure), "{code}");
+            assert_eq!(failure.kind(), kind, "{code}");
+        }
+    }
+
+    #[test]
+    fn a_step_reads_back_from_the_outbox_as_it_was_planned() {
+        let post = ReplyPart::Post(PostMessage {
+            channel: "D1".into(),
+            text: "hi".into(),
+            thread_ts: None,
+            username: None,
+            icon_url: None,
+            unfurl_links: false,
+            blocks: None,
+        });
+        let stored = SlackConversation::stored(&post);
+        assert_eq!(SlackConversation::from_stored(&stored), Ok(post));
+        assert!(SlackConversation::from_stored("{not json").is_err());
+    }
 
     fn payload(value: serde_json::Value) -> Payload {
         Callback::parse(json!({ "payload": value }))

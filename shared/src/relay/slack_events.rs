@@ -6,15 +6,16 @@ use crate::bridge::Bridge;
 use crate::clock::now_epoch_secs;
 use crate::dynamo::DynamoError;
 use crate::easemob::visitor_message::VisitorEnvelope;
-use crate::easemob::{EasemobError, TextMessage};
+use crate::easemob::TextMessage;
 use crate::http_types::{HttpRequest, HttpResponse};
 use crate::lambda::Function;
 use crate::loop_guard::{not_forwarded, BridgeIdentity};
-use crate::relay::outbox::{self, Failure};
 use crate::relay::outcome::{
-    self, Handled, LogIds, LoopRule, Outcome, Place, QueueCause, Rejection, RetryCause, Skip,
+    self, Handled, LogIds, LoopRule, Outcome, Place, Rejection, RetryCause, Skip,
 };
-use crate::relay::{files, routing, to_kefu, visitor_profile};
+use crate::relay::pipeline::{self, Claimed, Message, Planned, Report};
+use crate::relay::to_kefu::KefuVisitor;
+use crate::relay::{files, routing, visitor_profile};
 use crate::slack::events::{
     is_supported_channel_type, message_change, Envelope, Event, EventCallback, MessageChange,
     MessageEvent, SlackFile,
@@ -22,14 +23,11 @@ use crate::slack::events::{
 use crate::slack::ids::is_slack_id;
 use crate::slack::markup::{mentioned_users, to_plain_text};
 use crate::slack::{ChannelId, UserId};
-use crate::store::{Claim, ClaimKey, Direction, Installation, NewOutboxItem, WorkspaceKey};
+use crate::store::{ClaimKey, Direction, Installation, ThreadCheck, WorkspaceKey};
 use crate::visitor::VisitorId;
 
 /// Slack waits 3 s; everything the handler does fits inside this.
 pub const BUDGET: Duration = Duration::from_millis(2_600);
-/// A claim's lease: longer than any invocation, short enough that a crashed
-/// one is retried by Slack's next attempt (≈1 min later).
-const CLAIM_LEASE_SECS: i64 = 30;
 /// A part after the first is sent only with this much of the budget left;
 /// otherwise it waits in the outbox for the next drain.
 const PART_ALLOWANCE: Duration = Duration::from_millis(1_000);
@@ -148,41 +146,6 @@ fn response_for(outcome: Outcome) -> HttpResponse {
             format!("temporarily unavailable: {}", outcome.name(PLACE.direction)),
         ),
         _ => HttpResponse::text(outcome.status(), ""),
-    }
-}
-
-/// What happened to one event: its outcome and the log line's details.
-struct Report {
-    outcome: Outcome,
-    detail: Option<String>,
-    channel: Option<String>,
-    parts: usize,
-}
-
-impl Report {
-    fn done(outcome: Outcome) -> Self {
-        Self {
-            outcome,
-            detail: None,
-            channel: None,
-            parts: 0,
-        }
-    }
-
-    fn skipped(skip: Skip) -> Self {
-        Self::done(Outcome::NotForUs(skip))
-    }
-
-    fn retry_later(cause: RetryCause, detail: String) -> Self {
-        Self {
-            detail: Some(detail),
-            ..Self::done(Outcome::RetryLater(cause))
-        }
-    }
-
-    fn with_channel(mut self, channel: Option<&str>) -> Self {
-        self.channel = channel.map(str::to_string);
-        self
     }
 }
 
@@ -333,256 +296,137 @@ async fn handle_message(
         }
     };
 
-    let claim_key = ClaimKey::SlackEvent(callback.event_id.clone());
-    let parts_done = match bridge.store.claim(&claim_key, CLAIM_LEASE_SECS).await {
-        Ok(Claim::Acquired { parts_done }) => parts_done as usize,
-        Ok(Claim::Completed) => return Report::done(Outcome::Duplicate),
-        Ok(Claim::InProgress) => {
-            return Report::retry_later(
-                RetryCause::DuplicateInProgress,
-                "another delivery holds the claim".into(),
-            )
-        }
-        Err(error) => return Report::retry_later(RetryCause::StoreUnavailable, error.to_string()),
-    };
-
-    // The message's lookups, at once and within a slice of its time:
-    // mentions, the visitor's profile, the team (docs/design.md §2 "Slack
-    // markup to plain text").
-    let lookups_until = visitor_profile::lookups_deadline(deadline);
-    let written_text = async {
-        match change {
-            MessageChange::Edited(now) => {
-                edited_text(&message_text(bridge, &installation, now, lookups_until).await)
-                    .unwrap_or_default()
+    // The thread this message puts the conversation in (docs/design.md §2
+    // `thread_ts`): when the record already names it, nothing is written.
+    let thread = match change {
+        MessageChange::Wrote(_) if !visitor.channel().is_direct_message() => {
+            match message.thread_ts.as_deref() {
+                Some(thread_ts) => ThreadCheck::In(thread_ts),
+                None => ThreadCheck::TopLevel,
             }
-            MessageChange::Deleted(before) => {
-                deleted_note(&message_text(bridge, &installation, before, lookups_until).await)
+        }
+        _ => ThreadCheck::Any,
+    };
+    let message_ref = Message {
+        claim: ClaimKey::SlackEvent(callback.event_id.clone()),
+        origin: &callback.event_id,
+        workspace: &installation.key,
+        visitor: &visitor,
+        thread,
+        started,
+    };
+    pipeline::deliver(bridge, message_ref, async |claimed: &Claimed| {
+        let parts_done = claimed.parts_done;
+        // The message's lookups, at once and within a slice of its time:
+        // mentions, the visitor's profile, the team (docs/design.md §2
+        // "Slack markup to plain text").
+        let lookups_until = visitor_profile::lookups_deadline(deadline);
+        let written_text = async {
+            match change {
+                MessageChange::Edited(now) => {
+                    edited_text(&message_text(bridge, &installation, now, lookups_until).await)
+                        .unwrap_or_default()
+                }
+                MessageChange::Deleted(before) => {
+                    deleted_note(&message_text(bridge, &installation, before, lookups_until).await)
+                }
+                _ => message_text(bridge, &installation, message, lookups_until).await,
             }
-            _ => message_text(bridge, &installation, message, lookups_until).await,
-        }
-    };
-    let (text, user_profile, team_profile) = tokio::join!(
-        written_text,
-        visitor_profile::by(
-            lookups_until,
-            "visitor",
-            visitor_profile::slack_user(bridge, &installation, user.as_str()),
-        ),
-        visitor_profile::by(
-            lookups_until,
-            "team",
-            visitor_profile::slack_team(bridge, &installation, &callback.team_id),
-        ),
-    );
-    // Files travel with what was written; an edit or a deletion is words.
-    let files: &[SlackFile] = match change {
-        MessageChange::Wrote(_) => &message.files,
-        _ => &[],
-    };
-    if text.trim().is_empty() && files.is_empty() {
-        let _ = bridge.store.complete_claim(&claim_key, 0).await;
-        return Report::skipped(Skip::EmptyMessage);
-    }
-
-    // The one read of the conversation record: the thread it is in, and
-    // whether messages wait in the outbox (then this one queues behind them).
-    let conversation = match bridge
-        .store
-        .get_conversation(&installation.key, &visitor.to_string())
-        .await
-    {
-        Ok(conversation) => conversation,
-        Err(error) => {
-            release(bridge, &claim_key, parts_done).await;
-            return Report::retry_later(RetryCause::StoreUnavailable, error.to_string());
-        }
-    };
-    if let MessageChange::Wrote(_) = change {
-        remember_thread(
-            bridge,
-            &installation.key,
-            &visitor,
-            message,
-            conversation.thread_ts.as_deref(),
-        )
-        .await;
-    }
-
-    let visitor_info = visitor_profile::visitor_info(
-        &visitor,
-        user_profile.as_ref(),
-        team_profile.as_ref(),
-        &installation,
-        channel_type,
-    );
-    let from = visitor.to_string();
-    let queue = routing::queue_for(bridge, &installation.key, &channel).await;
-    let outgoing = TextMessage {
-        from: &from,
-        service_number: &bridge.config.easemob_im_service_number,
-        visitor: &visitor_info,
-        queue: queue.as_deref(),
-    };
-    // The text first, then one message per file, in order (issue "Rich
-    // conversations"). Files are uploaded now, even when the messages
-    // queue behind others: the outbox keeps message bodies, not files.
-    let mut bodies = if text.trim().is_empty() {
-        Vec::new()
-    } else {
-        outgoing.bodies(&text)
-    };
-    let mut deadline = deadline;
-    if !files.is_empty() {
-        let start = deadline - BUDGET;
-        let shared = files::SharedIn {
-            bot_token: &bridge.bot_token(&installation),
-            channel: channel.as_str(),
-            user: user.as_str(),
-            thread_ts: message.thread_ts.as_deref(),
         };
-        let envelope = VisitorEnvelope {
+        let (text, user_profile, team_profile) = tokio::join!(
+            written_text,
+            visitor_profile::by(
+                lookups_until,
+                "visitor",
+                visitor_profile::slack_user(bridge, &installation, user.as_str()),
+            ),
+            visitor_profile::by(
+                lookups_until,
+                "team",
+                visitor_profile::slack_team(bridge, &installation, &callback.team_id),
+            ),
+        );
+        // Files travel with what was written; an edit or a deletion is words.
+        let files: &[SlackFile] = match change {
+            MessageChange::Wrote(_) => &message.files,
+            _ => &[],
+        };
+        if text.trim().is_empty() && files.is_empty() {
+            return Planned::Nothing(Report::skipped(Skip::EmptyMessage));
+        }
+        if let MessageChange::Wrote(_) = change {
+            remember_thread(
+                bridge,
+                &installation.key,
+                &visitor,
+                message,
+                claimed.conversation.thread_ts.as_deref(),
+            )
+            .await;
+        }
+        let visitor_info = visitor_profile::visitor_info(
+            &visitor,
+            user_profile.as_ref(),
+            team_profile.as_ref(),
+            &installation,
+            channel_type,
+        );
+        let from = visitor.to_string();
+        let queue = routing::queue_for(bridge, &installation.key, &channel).await;
+        let outgoing = TextMessage {
             from: &from,
             service_number: &bridge.config.easemob_im_service_number,
             visitor: &visitor_info,
             queue: queue.as_deref(),
         };
-        let file_bodies = files::visitor_file_bodies(
-            bridge,
-            shared,
-            files,
-            parts_done.saturating_sub(bodies.len()),
-            start + files::FILE_BUDGET,
-            |file| envelope.file(file),
-            |line| outgoing.bodies(line).into_iter().next().unwrap_or_default(),
-        )
-        .await;
-        bodies.extend(file_bodies);
-        // Slack's 3 s are spent on a large file anyway (its retry finds
-        // the claim); what bounds the sends now is Lambda's timeout.
-        deadline = deadline.max(start + files::SEND_AFTER_FILES);
-    }
-    let later = Later {
-        claim_key: &claim_key,
-        event_id: &callback.event_id,
-        workspace: &installation.key,
-        visitor: &from,
-        bodies: &bodies,
-    };
-    if conversation.to_kefu.pending > 0 {
-        return later
-            .hand_over(
+        // The text first, then one message per file, in order (issue "Rich
+        // conversations"). Files are uploaded now, even when the messages
+        // queue behind others: the outbox keeps message bodies, not files.
+        let mut bodies = if text.trim().is_empty() {
+            Vec::new()
+        } else {
+            outgoing.bodies(&text)
+        };
+        let mut deadline = deadline;
+        if !files.is_empty() {
+            let shared = files::SharedIn {
+                bot_token: &bridge.bot_token(&installation),
+                channel: channel.as_str(),
+                user: user.as_str(),
+                thread_ts: message.thread_ts.as_deref(),
+            };
+            let envelope = VisitorEnvelope {
+                from: &from,
+                service_number: &bridge.config.easemob_im_service_number,
+                visitor: &visitor_info,
+                queue: queue.as_deref(),
+            };
+            let file_bodies = files::visitor_file_bodies(
                 bridge,
-                parts_done,
-                None,
-                Outcome::Queued(QueueCause::BehindWaiting),
+                shared,
+                files,
+                parts_done.saturating_sub(bodies.len()),
+                started + files::FILE_BUDGET,
+                |file| envelope.file(file),
+                |line| outgoing.bodies(line).into_iter().next().unwrap_or_default(),
             )
             .await;
-    }
-    if let Err(error) = to_kefu::ensure_registered(bridge, &installation.key, &visitor).await {
-        return later.failed(bridge, parts_done, &error).await;
-    }
-    for (index, body) in bodies.iter().enumerate().skip(parts_done) {
-        // The first part is always tried; later ones only with time left
-        // for a slow answer, else they go to the outbox.
-        if index > parts_done && remaining(deadline) < PART_ALLOWANCE {
-            return later
-                .hand_over(bridge, index, None, Outcome::Queued(QueueCause::OutOfTime))
-                .await;
+            bodies.extend(file_bodies);
+            // Slack's 3 s are spent on a large file anyway (its retry finds
+            // the claim); what bounds the sends now is Lambda's timeout.
+            deadline = deadline.max(started + files::SEND_AFTER_FILES);
         }
-        if let Err(error) = to_kefu::send_body(bridge, body, deadline).await {
-            return later.failed(bridge, index, &error).await;
-        }
-    }
-    let latency = started.elapsed();
-    // Delivered: answer 200 even if recording completion fails, so Slack does
-    // not retry; the claim's lease still blocks re-delivery meanwhile.
-    if let Err(error) = bridge
-        .store
-        .complete_claim(&claim_key, bodies.len() as u32)
-        .await
-    {
-        tracing::error!(event_id = %callback.event_id, %error, "claim_completion_not_recorded");
-    }
-    Report {
-        parts: bodies.len(),
-        ..Report::done(Outcome::Delivered {
-            latency: Some(latency),
-        })
-    }
-}
-
-/// A message whose remaining parts go to the outbox (or the dead letters)
-/// instead of Kefu now.
-struct Later<'a> {
-    claim_key: &'a ClaimKey,
-    event_id: &'a str,
-    workspace: &'a WorkspaceKey,
-    visitor: &'a str,
-    bodies: &'a [Vec<u8>],
-}
-
-impl Later<'_> {
-    /// Kefu did not take part `index`: retry later, or never.
-    async fn failed(&self, bridge: &Bridge, index: usize, error: &EasemobError) -> Report {
-        let failure = outbox::kefu_failure(error);
-        let outcome = failure.handed_over();
-        self.hand_over(bridge, index, Some(failure), outcome).await
-    }
-
-    /// Stores parts `from..` durably, then completes the claim: Slack gets
-    /// 200 and stops retrying. If the table fails, nothing is accepted: the
-    /// claim is released with the progress and Slack retries (5xx).
-    async fn hand_over(
-        &self,
-        bridge: &Bridge,
-        from: usize,
-        failure: Option<Failure>,
-        outcome: Outcome,
-    ) -> Report {
-        let now = now_epoch_secs();
-        let new = NewOutboxItem {
-            direction: Direction::ToKefu,
-            workspace: self.workspace.clone(),
-            visitor: self.visitor.to_string(),
-            parts: self.bodies[from.min(self.bodies.len())..]
-                .iter()
-                .map(|body| String::from_utf8_lossy(body).into_owned())
-                .collect(),
-            origin: self.event_id.to_string(),
-            last_error: None,
-            attempts: 0,
-            next_attempt_at: now,
-        };
-        match outbox::accept(
-            bridge,
-            new,
-            failure,
-            self.claim_key,
-            self.bodies.len(),
-            from,
-        )
-        .await
-        {
-            Ok(detail) => Report {
-                parts: from,
-                detail,
-                ..Report::done(outcome)
+        Planned::Send {
+            recipient: KefuVisitor {
+                workspace: &installation.key,
+                visitor: &visitor,
+                allowance: PART_ALLOWANCE,
             },
-            Err(detail) => Report::retry_later(RetryCause::StoreUnavailable, detail),
+            parts: bodies,
+            deadline,
         }
-    }
-}
-
-/// Gives the event back to Slack's retry, remembering what already went.
-async fn release(bridge: &Bridge, key: &ClaimKey, parts_done: usize) {
-    if let Err(store_error) = bridge.store.release_claim(key, parts_done as u32).await {
-        tracing::error!(%store_error, "claim_release_failed");
-    }
-}
-
-fn remaining(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
+    })
+    .await
 }
 
 /// The text the agent reads: Slack markup made plain (files follow as

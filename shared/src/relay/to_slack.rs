@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bridge::Bridge;
 use crate::easemob::callback::Ext;
+use crate::relay::pipeline::remaining;
 use crate::relay::prompts::{self, PostedPrompt};
 use crate::slack::bot_token::BotToken;
 use crate::slack::markup::{escape, escaped_parts, split_by_cost, SLACK_MESSAGE_MAX_CHARS};
@@ -239,10 +240,6 @@ async fn post_one(
         }
         None => bridge.slack.post_message(token, &post.message).await,
     }
-}
-
-fn remaining(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ mod slack_posts;
 mod workspace;
 mod workspace_settings;
 
-pub use claims::{Claim, ClaimKey, CLAIM_TTL_SECS};
+pub use claims::{Claim, ClaimKey, ThreadCheck, CLAIM_TTL_SECS};
 pub use installation::{Installation, RotationLease, WorkspaceKey};
 pub use oauth_state::{ConsumedState, OAuthState, OAUTH_STATE_TTL_SECS};
 pub use outbox::{

@@ -16,8 +16,9 @@
 //! wait (`<dir>_pending`), the last sequence number handed out
 //! (`<dir>_next_seq`) and the drain's lease (`<dir>_lease_until`). The
 //! pending count changes only in the same transaction that puts or removes
-//! an outbox record, so "nothing waits" can be read from the conversation
-//! record alone, which the normal path reads anyway.
+//! an outbox record, so "nothing waits" is a condition on the conversation
+//! record alone, which the warm path checks in the claim's transaction
+//! (store/claims.rs, docs/design.md §4 "Delivery pipeline").
 
 use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem, Update};
 
@@ -65,7 +66,7 @@ impl Direction {
     }
 
     /// The prefix of this direction's attributes on the conversation record.
-    fn attr(self, name: &str) -> String {
+    pub(super) fn attr(self, name: &str) -> String {
         match self {
             Direction::ToKefu => format!("to_kefu_{name}"),
             Direction::ToSlack => format!("to_slack_{name}"),
@@ -266,7 +267,7 @@ pub fn sort_key(direction: Direction, visitor: &str, seq: u64) -> String {
     format!("{}#{visitor}#{seq:012}", direction.tag())
 }
 
-fn conversation_key(workspace: &WorkspaceKey, visitor: &str) -> Item {
+pub(super) fn conversation_key(workspace: &WorkspaceKey, visitor: &str) -> Item {
     Store::key(workspace.pk(), format!("CONVERSATION#{visitor}"))
 }
 

@@ -11,7 +11,7 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
-use super::{built, Store, WorkspaceKey};
+use super::{built, ClaimKey, Store, WorkspaceKey};
 use crate::clock::now_epoch_secs;
 use crate::dynamo::item::{num_attr, str_attr};
 use crate::dynamo::{DynamoError, ItemExt};
@@ -47,8 +47,10 @@ fn from_element(element: &str) -> Option<SlackMessageRef> {
 
 impl Store {
     /// Records `posts` as carrying Kefu message `msg_id` of `visitor`, and
-    /// `kefu_msg_id` (Kefu's own id of it) as another name for it. One
-    /// write either way; nothing to write is no call.
+    /// `kefu_msg_id` (Kefu's own id of it) as another name for it; with
+    /// `completing`, also completes that claim with its parts count (the
+    /// warm path's second and last round trip, docs/design.md §4 "Delivery
+    /// pipeline"). One write either way; nothing to write is no call.
     pub async fn remember_slack_posts(
         &self,
         workspace: &WorkspaceKey,
@@ -56,6 +58,7 @@ impl Store {
         kefu_msg_id: Option<&str>,
         visitor: &str,
         posts: &[SlackMessageRef],
+        completing: Option<(&ClaimKey, u32)>,
     ) -> Result<(), DynamoError> {
         let expires_at = num_attr(now_epoch_secs() + SLACK_POSTS_TTL_SECS);
         let update = (!posts.is_empty())
@@ -88,9 +91,13 @@ impl Store {
                     .map_err(built)
             })
             .transpose()?;
+        let completion = completing
+            .map(|(claim, parts)| self.claim_status_update(claim, "completed", parts))
+            .transpose()?;
         let items: Vec<TransactWriteItem> = update
-            .map(|update| TransactWriteItem::builder().update(update).build())
             .into_iter()
+            .chain(completion)
+            .map(|update| TransactWriteItem::builder().update(update).build())
             .chain(alias.map(|put| TransactWriteItem::builder().put(put).build()))
             .collect();
         match items.len() {
@@ -106,6 +113,7 @@ impl Store {
                         .table_name(&self.table)
                         .set_key(Some(update.key))
                         .update_expression(update.update_expression)
+                        .set_expression_attribute_names(update.expression_attribute_names)
                         .set_expression_attribute_values(update.expression_attribute_values)
                         .send()
                         .await?;
