@@ -112,6 +112,21 @@ impl Conversation {
     }
 }
 
+/// What an outbox record holds, borrowed from a new message or a replayed
+/// dead letter.
+struct Queued<'a> {
+    direction: Direction,
+    workspace: &'a WorkspaceKey,
+    visitor: &'a str,
+    seq: u64,
+    parts: &'a [String],
+    parts_done: u32,
+    attempts: u32,
+    next_attempt_at: i64,
+    origin: &'a str,
+    last_error: Option<&'a str>,
+}
+
 /// A message to put in the outbox (or straight into the dead letters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOutboxItem {
@@ -302,42 +317,20 @@ impl Store {
             .next_seq(new.direction, &new.workspace, &new.visitor)
             .await?;
         for _ in 0..2 {
-            let now = now_epoch_secs();
-            let mut record = Self::key(OUTBOX_PK, sort_key(new.direction, &new.visitor, seq));
-            record.extend([
-                ("direction".into(), str_attr(new.direction.tag())),
-                ("workspace".into(), str_attr(new.workspace.id())),
-                ("visitor".into(), str_attr(&new.visitor)),
-                ("parts".into(), str_list_attr(&new.parts)),
-                ("parts_done".into(), num_attr(0)),
-                ("attempts".into(), num_attr(i64::from(new.attempts))),
-                ("next_attempt_at".into(), num_attr(new.next_attempt_at)),
-                ("created_at".into(), num_attr(now)),
-                ("origin".into(), str_attr(&new.origin)),
-            ]);
-            if let Some(error) = &new.last_error {
-                record.insert("last_error".into(), str_attr(error.as_str()));
-            }
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(record))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(built)?;
-            let count = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(conversation_key(&new.workspace, &new.visitor)))
-                .update_expression("ADD #pending :one SET updated_at = :now")
-                .expression_attribute_names("#pending", new.direction.attr("pending"))
-                .expression_attribute_values(":one", num_attr(1))
-                .expression_attribute_values(":now", num_attr(now))
-                .build()
-                .map_err(built)?;
+            let queued = Queued {
+                direction: new.direction,
+                workspace: &new.workspace,
+                visitor: &new.visitor,
+                seq,
+                parts: &new.parts,
+                parts_done: 0,
+                attempts: new.attempts,
+                next_attempt_at: new.next_attempt_at,
+                origin: &new.origin,
+                last_error: new.last_error.as_deref(),
+            };
             let result = self
-                .transact(vec![
-                    TransactWriteItem::builder().put(put).build(),
-                    TransactWriteItem::builder().update(count).build(),
-                ])
+                .transact(self.queue_writes(&queued, now_epoch_secs())?.into())
                 .await;
             match result {
                 Ok(()) => return Ok(seq),
@@ -353,6 +346,54 @@ impl Store {
         Err(DynamoError::Unavailable(
             "outbox sequence kept colliding".into(),
         ))
+    }
+
+    /// The two writes that put a message in its conversation's queue: the
+    /// outbox record (never overwriting one) and the conversation's pending
+    /// count, for one transaction, so the count never disagrees with the
+    /// records.
+    fn queue_writes(
+        &self,
+        queued: &Queued<'_>,
+        now: i64,
+    ) -> Result<[TransactWriteItem; 2], DynamoError> {
+        let mut record = Self::key(
+            OUTBOX_PK,
+            sort_key(queued.direction, queued.visitor, queued.seq),
+        );
+        record.extend([
+            ("direction".into(), str_attr(queued.direction.tag())),
+            ("workspace".into(), str_attr(queued.workspace.id())),
+            ("visitor".into(), str_attr(queued.visitor)),
+            ("parts".into(), str_list_attr(queued.parts)),
+            ("parts_done".into(), num_attr(i64::from(queued.parts_done))),
+            ("attempts".into(), num_attr(i64::from(queued.attempts))),
+            ("next_attempt_at".into(), num_attr(queued.next_attempt_at)),
+            ("created_at".into(), num_attr(now)),
+            ("origin".into(), str_attr(queued.origin)),
+        ]);
+        if let Some(error) = queued.last_error {
+            record.insert("last_error".into(), str_attr(truncated(error, 1_000)));
+        }
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(built)?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(conversation_key(queued.workspace, queued.visitor)))
+            .update_expression("ADD #pending :one SET updated_at = :now")
+            .expression_attribute_names("#pending", queued.direction.attr("pending"))
+            .expression_attribute_values(":one", num_attr(1))
+            .expression_attribute_values(":now", num_attr(now))
+            .build()
+            .map_err(built)?;
+        Ok([
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ])
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), DynamoError> {
@@ -698,50 +739,30 @@ impl Store {
         let item = &letter.item;
         let mut seq = item.seq;
         for _ in 0..2 {
-            let mut record = Self::key(OUTBOX_PK, sort_key(item.direction, &item.visitor, seq));
-            record.extend([
-                ("direction".into(), str_attr(item.direction.tag())),
-                ("workspace".into(), str_attr(item.workspace.id())),
-                ("visitor".into(), str_attr(&item.visitor)),
-                ("parts".into(), str_list_attr(&item.parts)),
-                ("parts_done".into(), num_attr(i64::from(item.parts_done))),
-                ("attempts".into(), num_attr(0)),
-                ("next_attempt_at".into(), num_attr(now)),
-                ("created_at".into(), num_attr(now)),
-                ("origin".into(), str_attr(&item.origin)),
-            ]);
-            if !letter.reason.is_empty() {
-                record.insert(
-                    "last_error".into(),
-                    str_attr(truncated(&letter.reason, 1_000)),
-                );
-            }
+            let queued = Queued {
+                direction: item.direction,
+                workspace: &item.workspace,
+                visitor: &item.visitor,
+                seq,
+                parts: &item.parts,
+                parts_done: item.parts_done,
+                attempts: 0,
+                next_attempt_at: now,
+                origin: &item.origin,
+                last_error: Some(letter.reason.as_str()).filter(|r| !r.is_empty()),
+            };
+            let [put, pending_up] = self.queue_writes(&queued, now)?;
             let take = Delete::builder()
                 .table_name(&self.table)
                 .set_key(Some(Self::key(DEAD_LETTER_PK, id.sort_key())))
                 .condition_expression("attribute_exists(pk)")
                 .build()
                 .map_err(built)?;
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(record))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(built)?;
-            let pending_up = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(conversation_key(&item.workspace, &item.visitor)))
-                .update_expression("ADD #pending :one SET updated_at = :now")
-                .expression_attribute_names("#pending", item.direction.attr("pending"))
-                .expression_attribute_values(":one", num_attr(1))
-                .expression_attribute_values(":now", num_attr(now))
-                .build()
-                .map_err(built)?;
             let moved = self
                 .transact(vec![
                     TransactWriteItem::builder().delete(take).build(),
-                    TransactWriteItem::builder().put(put).build(),
-                    TransactWriteItem::builder().update(pending_up).build(),
+                    put,
+                    pending_up,
                 ])
                 .await;
             if condition_held(moved)? {
