@@ -177,6 +177,13 @@ pub async fn deliver_by_direction(bridge: &Bridge, queue_url: &str, wait_secs: i
 }
 
 async fn receive(queue_url: &str, wait_secs: i32) -> Vec<Message> {
+    receive_batch(queue_url, wait_secs, 30).await
+}
+
+/// Up to 10 due messages (waiting up to `wait_secs` for the first), hidden
+/// for `visibility_secs` while they are handled, as Lambda's event source
+/// polls a queue.
+pub async fn receive_batch(queue_url: &str, wait_secs: i32, visibility_secs: i32) -> Vec<Message> {
     let bound = Duration::from_secs(wait_secs.max(0) as u64 + 5);
     let long_poll = TimeoutConfig::builder()
         .read_timeout(bound)
@@ -188,7 +195,7 @@ async fn receive(queue_url: &str, wait_secs: i32) -> Vec<Message> {
         .queue_url(queue_url)
         .max_number_of_messages(10)
         .wait_time_seconds(wait_secs)
-        .visibility_timeout(30)
+        .visibility_timeout(visibility_secs)
         // Long polling outlasts the bridge's 2 s bound on a call.
         .customize()
         .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(long_poll))
@@ -205,6 +212,22 @@ async fn hand_over(
     queue_url: &str,
     messages: &[Message],
 ) -> Delivery {
+    let deadline_ms = (now_epoch_millis() + LAMBDA_TIMEOUT_MS) as u64;
+    let answer = lambda::invoke(bridge, function, sqs_event(messages), deadline_ms).await;
+    let failed = failed_records(&answer);
+    delete_settled(queue_url, messages, &failed).await;
+    Delivery {
+        bodies: messages
+            .iter()
+            .map(|m| m.body().unwrap_or_default().to_string())
+            .collect(),
+        answer,
+        failed,
+    }
+}
+
+/// The SQS event Lambda's event source hands the function for `messages`.
+pub fn sqs_event(messages: &[Message]) -> Value {
     let records: Vec<Value> = messages
         .iter()
         .map(|message| {
@@ -226,9 +249,12 @@ async fn hand_over(
             })
         })
         .collect();
-    let deadline_ms = (now_epoch_millis() + LAMBDA_TIMEOUT_MS) as u64;
-    let answer = lambda::invoke(bridge, function, json!({ "Records": records }), deadline_ms).await;
-    let failed: Vec<String> = answer["batchItemFailures"]
+    json!({ "Records": records })
+}
+
+/// The `messageId`s a function's answer lists in `batchItemFailures`.
+pub fn failed_records(answer: &Value) -> Vec<String> {
+    answer["batchItemFailures"]
         .as_array()
         .map(|failures| {
             failures
@@ -236,7 +262,13 @@ async fn hand_over(
                 .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_string))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Deletes every message not listed in `failed`, as Lambda's event source
+/// does after an invocation; the listed ones come back after their
+/// visibility timeout.
+pub async fn delete_settled(queue_url: &str, messages: &[Message], failed: &[String]) {
     let client = client();
     for message in messages {
         if !failed
@@ -251,14 +283,6 @@ async fn hand_over(
                 .await
                 .expect("delete message");
         }
-    }
-    Delivery {
-        bodies: messages
-            .iter()
-            .map(|m| m.body().unwrap_or_default().to_string())
-            .collect(),
-        answer,
-        failed,
     }
 }
 
