@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,6 +56,8 @@ const MAX_RECEIVES: u32 = 5;
 /// How long one poll of the event source waits for a message (Lambda long
 /// polls too; a short wait keeps the benchmark's stop prompt).
 const POLL_WAIT_SECS: i32 = 1;
+/// After the local SQS failed to answer, poll again this much later.
+const SQS_ERROR_PAUSE: Duration = Duration::from_millis(200);
 /// template.yaml: `rate(1 minute)`.
 const SCHEDULE_EVERY: Duration = Duration::from_secs(60);
 /// Instances answering Slack's requests during the outage.
@@ -159,6 +161,9 @@ pub struct BacklogResult {
     pub wakeup_log: WakeUpLog,
     pub scheduled_runs: usize,
     pub scheduled_delivered: u64,
+    /// Receives or deletes the local SQS did not answer in time (the
+    /// event source tried again).
+    pub sqs_errors: u64,
 }
 
 /// The stage: DynamoDB Local behind the counting proxy, the fakes, the
@@ -213,8 +218,17 @@ impl Stage {
 
     /// Messages the fake Kefu accepted from index `from` on.
     fn accepted_since(&self, from: usize) -> Vec<Value> {
-        let state = self.app.easemob.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.messages.get(from..).map(<[Value]>::to_vec).unwrap_or_default()
+        let state = self
+            .app
+            .easemob
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        state
+            .messages
+            .get(from..)
+            .map(<[Value]>::to_vec)
+            .unwrap_or_default()
     }
 }
 
@@ -302,9 +316,19 @@ async fn event_source(
     queue_url: String,
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<Vec<Invocation>>>,
+    sqs_errors: Arc<AtomicU64>,
 ) {
     while !stop.load(Ordering::Relaxed) {
-        let messages = local_sqs::receive_batch(&queue_url, POLL_WAIT_SECS, VISIBILITY_SECS).await;
+        let messages =
+            match local_sqs::receive_batch(&queue_url, POLL_WAIT_SECS, VISIBILITY_SECS).await {
+                Ok(messages) => messages,
+                // A busy local SQS: poll again, as Lambda's poller does.
+                Err(_) => {
+                    sqs_errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(SQS_ERROR_PAUSE).await;
+                    continue;
+                }
+            };
         if messages.is_empty() {
             continue;
         }
@@ -319,14 +343,22 @@ async fn event_source(
                 .collect(),
         };
         let took = started.elapsed();
-        local_sqs::delete_settled(&queue_url, messages, &failed).await;
-        log.lock().unwrap_or_else(|p| p.into_inner()).push(Invocation {
-            started,
-            took,
-            records: messages.len(),
-            failed: failed.len(),
-            scheduled_delivered: None,
-        });
+        // A record not deleted comes back after its visibility timeout.
+        if local_sqs::delete_settled(&queue_url, messages, &failed)
+            .await
+            .is_err()
+        {
+            sqs_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        log.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Invocation {
+                started,
+                took,
+                records: messages.len(),
+                failed: failed.len(),
+                scheduled_delivered: None,
+            });
     }
 }
 
@@ -356,13 +388,15 @@ async fn schedule(
             Ok(Outcome::Response(summary)) => summary["delivered"].as_u64(),
             _ => None,
         };
-        log.lock().unwrap_or_else(|p| p.into_inner()).push(Invocation {
-            started,
-            took: started.elapsed(),
-            records: 0,
-            failed: 0,
-            scheduled_delivered: Some(delivered.unwrap_or(0)),
-        });
+        log.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Invocation {
+                started,
+                took: started.elapsed(),
+                records: 0,
+                failed: 0,
+                scheduled_delivered: Some(delivered.unwrap_or(0)),
+            });
     }
 }
 
@@ -382,6 +416,7 @@ pub async fn run(options: &BacklogOptions, bins: &Path) -> Result<BacklogResult,
 
     let stop = Arc::new(AtomicBool::new(false));
     let invocations: Arc<Mutex<Vec<Invocation>>> = Arc::default();
+    let sqs_errors: Arc<AtomicU64> = Arc::default();
     let mut drainers = Vec::new();
     let mut tasks = Vec::new();
     for _ in 0..WAKEUP_CONCURRENCY {
@@ -392,6 +427,7 @@ pub async fn run(options: &BacklogOptions, bins: &Path) -> Result<BacklogResult,
             stage.queue_url.clone(),
             stop.clone(),
             invocations.clone(),
+            sqs_errors.clone(),
         )));
     }
     let mut arrivals = Vec::new();
@@ -477,9 +513,11 @@ pub async fn run(options: &BacklogOptions, bins: &Path) -> Result<BacklogResult,
     result.waiting_at_recovery = outbox.len();
     let mut heads: HashMap<&str, (u64, i64, u32)> = HashMap::new();
     for item in &outbox {
-        let head = heads
-            .entry(item.visitor.as_str())
-            .or_insert((item.seq, item.next_attempt_at, item.attempts));
+        let head = heads.entry(item.visitor.as_str()).or_insert((
+            item.seq,
+            item.next_attempt_at,
+            item.attempts,
+        ));
         if item.seq < head.0 {
             *head = (item.seq, item.next_attempt_at, item.attempts);
         }
@@ -549,6 +587,7 @@ pub async fn run(options: &BacklogOptions, bins: &Path) -> Result<BacklogResult,
     }
 
     stop.store(true, Ordering::Relaxed);
+    result.sqs_errors = sqs_errors.load(Ordering::Relaxed);
     result.peak_rss_kib = drainers.iter().filter_map(|p| p.peak_rss_kib()).max();
     result.wakeup_log = wakeup_log(&drainers, &log_marks);
     for task in tasks {
@@ -599,20 +638,13 @@ async fn first_retry(
     process: &LambdaProcess,
     conversation: usize,
 ) -> Result<Option<Duration>, String> {
-    stage
-        .app
-        .easemob
-        .fail_once("messages", Fault::Status(503));
+    stage.app.easemob.fail_once("messages", Fault::Status(503));
     let status = status_of(process, message_event(conversation, 0)).await?;
     let failed_at = Instant::now();
     if status != 200 {
         return Err(format!("first-retry message answered {status}"));
     }
-    let waiting = stage
-        .app
-        .waiting(Direction::ToKefu)
-        .await
-        .len();
+    let waiting = stage.app.waiting(Direction::ToKefu).await.len();
     if waiting != 1 {
         return Err(format!("first-retry message: {waiting} waiting, not 1"));
     }
@@ -878,7 +910,8 @@ impl BacklogResult {
              the drain. Wake-up records by what they found: {} delivered something, {} \
              failed again, {} not due yet, {} leased by another drain, {} nothing waiting; \
              {} unfinished. \
-             {} scheduled drains delivered {} messages.",
+             {} scheduled drains delivered {} messages. The local SQS failed to answer \
+             {} receives or deletes over the whole run (polled again).",
             self.wakeup_invocations,
             self.wakeup_records,
             self.wakeup_failed_records,
@@ -893,6 +926,7 @@ impl BacklogResult {
             self.wakeup_log.unfinished,
             self.scheduled_runs,
             self.scheduled_delivered,
+            self.sqs_errors,
         );
         let _ = writeln!(
             w,
@@ -917,7 +951,9 @@ impl BacklogResult {
 }
 
 fn kib(value: Option<u64>) -> String {
-    value.map_or("—".into(), |k| format!("{:.1} MB", k as f64 * 1024.0 / 1e6))
+    value.map_or("—".into(), |k| {
+        format!("{:.1} MB", k as f64 * 1024.0 / 1e6)
+    })
 }
 
 fn by_operation(tally: &Tally, per: f64) -> String {
@@ -994,7 +1030,10 @@ mod tests {
     #[test]
     fn a_file_without_the_section_gets_it_at_the_end() {
         let new = with_section("# Benchmarks\n\n## Machine\n\nx\n", "## Backlog\n\nnew\n");
-        assert_eq!(new, "# Benchmarks\n\n## Machine\n\nx\n\n## Backlog\n\nnew\n");
+        assert_eq!(
+            new,
+            "# Benchmarks\n\n## Machine\n\nx\n\n## Backlog\n\nnew\n"
+        );
         assert_eq!(section(&new).as_deref(), Some("## Backlog\n\nnew\n"));
     }
 

@@ -177,13 +177,19 @@ pub async fn deliver_by_direction(bridge: &Bridge, queue_url: &str, wait_secs: i
 }
 
 async fn receive(queue_url: &str, wait_secs: i32) -> Vec<Message> {
-    receive_batch(queue_url, wait_secs, 30).await
+    receive_batch(queue_url, wait_secs, 30)
+        .await
+        .expect("receive")
 }
 
 /// Up to 10 due messages (waiting up to `wait_secs` for the first), hidden
 /// for `visibility_secs` while they are handled, as Lambda's event source
-/// polls a queue.
-pub async fn receive_batch(queue_url: &str, wait_secs: i32, visibility_secs: i32) -> Vec<Message> {
+/// polls a queue. `Err` when SQS did not answer in time or refused.
+pub async fn receive_batch(
+    queue_url: &str,
+    wait_secs: i32,
+    visibility_secs: i32,
+) -> Result<Vec<Message>, String> {
     let bound = Duration::from_secs(wait_secs.max(0) as u64 + 5);
     let long_poll = TimeoutConfig::builder()
         .read_timeout(bound)
@@ -201,9 +207,8 @@ pub async fn receive_batch(queue_url: &str, wait_secs: i32, visibility_secs: i32
         .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(long_poll))
         .send()
         .await
-        .expect("receive")
-        .messages
-        .unwrap_or_default()
+        .map(|answer| answer.messages.unwrap_or_default())
+        .map_err(|e| format!("receive: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))
 }
 
 async fn hand_over(
@@ -215,7 +220,9 @@ async fn hand_over(
     let deadline_ms = (now_epoch_millis() + LAMBDA_TIMEOUT_MS) as u64;
     let answer = lambda::invoke(bridge, function, sqs_event(messages), deadline_ms).await;
     let failed = failed_records(&answer);
-    delete_settled(queue_url, messages, &failed).await;
+    delete_settled(queue_url, messages, &failed)
+        .await
+        .expect("delete message");
     Delivery {
         bodies: messages
             .iter()
@@ -268,7 +275,11 @@ pub fn failed_records(answer: &Value) -> Vec<String> {
 /// Deletes every message not listed in `failed`, as Lambda's event source
 /// does after an invocation; the listed ones come back after their
 /// visibility timeout.
-pub async fn delete_settled(queue_url: &str, messages: &[Message], failed: &[String]) {
+pub async fn delete_settled(
+    queue_url: &str,
+    messages: &[Message],
+    failed: &[String],
+) -> Result<(), String> {
     let client = client();
     for message in messages {
         if !failed
@@ -281,9 +292,10 @@ pub async fn delete_settled(queue_url: &str, messages: &[Message], failed: &[Str
                 .receipt_handle(message.receipt_handle().unwrap_or_default())
                 .send()
                 .await
-                .expect("delete message");
+                .map_err(|e| format!("delete: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
         }
     }
+    Ok(())
 }
 
 impl TestApp {
