@@ -115,7 +115,7 @@ pub fn signed_slack_event(body: &str) -> Value {
             ("x-slack-request-timestamp", &timestamp.to_string()),
             ("x-slack-signature", &signature),
         ],
-        Some(&body),
+        Some(body),
         false,
     )
 }
