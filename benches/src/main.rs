@@ -1,11 +1,15 @@
 //! `cargo run --release -p bridge-benches -- [--requests N] [--cold-runs N]
 //! [--warmup N] [--out PATH]` (or `scripts/bench`): measures the three
 //! function binaries and writes BENCHMARKS.md at the workspace root.
+//! `--backlog [--messages N --conversations M]` measures the outbox drain
+//! after an outage instead and writes only BENCHMARKS.md's "## Backlog"
+//! section; the full run keeps that section as it is.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+use bridge_benches::backlog::{self, BacklogOptions};
 use bridge_benches::criterion_results;
 use bridge_benches::machine::{load_average, utc, Machine};
 use bridge_benches::measure::{noop_binary, Bench, Run, WarmRun};
@@ -16,7 +20,8 @@ use bridge_tests::runtime_emulator::function_binaries;
 
 const USAGE: &str =
     "usage: bridge-benches [--requests N] [--cold-runs N] [--warmup N] [--out PATH] \
-     [--before DIR --before-label TEXT]";
+     [--before DIR --before-label TEXT] | --backlog [--messages N] [--conversations N] \
+     [--limit-secs N] [--out PATH]";
 
 #[derive(Debug)]
 struct Options {
@@ -29,6 +34,8 @@ struct Options {
     /// this one.
     before: Option<PathBuf>,
     before_label: String,
+    /// Measure the backlog drain (backlog.rs) instead.
+    backlog: Option<BacklogOptions>,
 }
 
 impl Options {
@@ -40,7 +47,10 @@ impl Options {
             out: None,
             before: None,
             before_label: "the build in --before".into(),
+            backlog: None,
         };
+        let mut backlog = BacklogOptions::default();
+        let mut measure_backlog = false;
         while let Some(arg) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
             let number = |v: String| v.parse::<usize>().map_err(|_| format!("{v}: not a number"));
@@ -51,10 +61,17 @@ impl Options {
                 "--out" => options.out = Some(PathBuf::from(value()?)),
                 "--before" => options.before = Some(PathBuf::from(value()?)),
                 "--before-label" => options.before_label = value()?,
+                "--backlog" => measure_backlog = true,
+                "--messages" => backlog.messages = number(value()?)?.max(1),
+                "--conversations" => backlog.conversations = number(value()?)?.max(1),
+                "--limit-secs" => {
+                    backlog.limit = std::time::Duration::from_secs(number(value()?)? as u64)
+                }
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other}\n{USAGE}")),
             }
         }
+        options.backlog = measure_backlog.then_some(backlog);
         Ok(options)
     }
 }
@@ -94,6 +111,21 @@ async fn run(options: Options) -> Result<(), String> {
     let bins = tokio::task::spawn_blocking(|| function_binaries(true))
         .await
         .map_err(|e| format!("cargo build: {e}"))?;
+    let out = options
+        .out
+        .clone()
+        .unwrap_or_else(|| workspace.join("BENCHMARKS.md"));
+    // Whatever the file says besides what this run measures stays.
+    let existing = std::fs::read_to_string(&out).unwrap_or_default();
+    if let Some(backlog_options) = &options.backlog {
+        let result = backlog::run(backlog_options, &bins).await?;
+        let section = result.markdown();
+        std::fs::write(&out, backlog::with_section(&existing, &section))
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+        println!("{section}");
+        eprintln!("wrote the backlog section of {}", out.display());
+        return Ok(());
+    }
 
     eprintln!("starting DynamoDB Local, the counting proxy and the fakes…");
     let bench = Bench::start().await?;
@@ -206,11 +238,9 @@ async fn run(options: Options) -> Result<(), String> {
             label: options.before_label.clone(),
             functions: before,
         }),
+        backlog: backlog::section(&existing),
     };
     let markdown = report.markdown();
-    let out = options
-        .out
-        .unwrap_or_else(|| workspace.join("BENCHMARKS.md"));
     std::fs::write(&out, &markdown).map_err(|e| format!("{}: {e}", out.display()))?;
     println!("{markdown}");
     eprintln!("wrote {}", out.display());

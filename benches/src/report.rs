@@ -58,6 +58,9 @@ pub struct Report {
     pub dynamodb_local: String,
     pub micro: Vec<MicroResult>,
     pub before: Option<Before>,
+    /// The "## Backlog" section (backlog.rs), kept from the last
+    /// `--backlog` run: this report does not measure it.
+    pub backlog: Option<String>,
 }
 
 /// The no-op function on one runtime flavour.
@@ -104,6 +107,9 @@ impl Report {
         self.targets_section(w);
         self.micro_section(w);
         self.notes_section(w);
+        if let Some(backlog) = &self.backlog {
+            md = crate::backlog::with_section(&md, backlog);
+        }
         md
     }
 

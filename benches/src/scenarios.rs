@@ -97,6 +97,12 @@ fn slack_message_event(conversation: &Conversation, id: u64) -> Value {
     let event_id = format!("Ev0BENCH{id:08}");
     let ts = format!("1795687200.{:06}", id % 1_000_000);
     let body = fixtures::slack_event_body(&event_id, conversation, &ts);
+    signed_slack_event(&body)
+}
+
+/// A Slack Events API `body` as API Gateway hands it to `slack-events`,
+/// signed now with the local signing secret.
+pub fn signed_slack_event(body: &str) -> Value {
     let timestamp = now_epoch_secs();
     let signature = slack_signature(LOCAL_SLACK_SIGNING_SECRET, timestamp, body.as_bytes());
     apigw_event(
@@ -109,7 +115,7 @@ fn slack_message_event(conversation: &Conversation, id: u64) -> Value {
             ("x-slack-request-timestamp", &timestamp.to_string()),
             ("x-slack-signature", &signature),
         ],
-        Some(&body),
+        Some(body),
         false,
     )
 }

@@ -177,6 +177,19 @@ pub async fn deliver_by_direction(bridge: &Bridge, queue_url: &str, wait_secs: i
 }
 
 async fn receive(queue_url: &str, wait_secs: i32) -> Vec<Message> {
+    receive_batch(queue_url, wait_secs, 30)
+        .await
+        .expect("receive")
+}
+
+/// Up to 10 due messages (waiting up to `wait_secs` for the first), hidden
+/// for `visibility_secs` while they are handled, as Lambda's event source
+/// polls a queue. `Err` when SQS did not answer in time or refused.
+pub async fn receive_batch(
+    queue_url: &str,
+    wait_secs: i32,
+    visibility_secs: i32,
+) -> Result<Vec<Message>, String> {
     let bound = Duration::from_secs(wait_secs.max(0) as u64 + 5);
     let long_poll = TimeoutConfig::builder()
         .read_timeout(bound)
@@ -188,15 +201,14 @@ async fn receive(queue_url: &str, wait_secs: i32) -> Vec<Message> {
         .queue_url(queue_url)
         .max_number_of_messages(10)
         .wait_time_seconds(wait_secs)
-        .visibility_timeout(30)
+        .visibility_timeout(visibility_secs)
         // Long polling outlasts the bridge's 2 s bound on a call.
         .customize()
         .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(long_poll))
         .send()
         .await
-        .expect("receive")
-        .messages
-        .unwrap_or_default()
+        .map(|answer| answer.messages.unwrap_or_default())
+        .map_err(|e| format!("receive: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))
 }
 
 async fn hand_over(
@@ -205,6 +217,24 @@ async fn hand_over(
     queue_url: &str,
     messages: &[Message],
 ) -> Delivery {
+    let deadline_ms = (now_epoch_millis() + LAMBDA_TIMEOUT_MS) as u64;
+    let answer = lambda::invoke(bridge, function, sqs_event(messages), deadline_ms).await;
+    let failed = failed_records(&answer);
+    delete_settled(queue_url, messages, &failed)
+        .await
+        .expect("delete message");
+    Delivery {
+        bodies: messages
+            .iter()
+            .map(|m| m.body().unwrap_or_default().to_string())
+            .collect(),
+        answer,
+        failed,
+    }
+}
+
+/// The SQS event Lambda's event source hands the function for `messages`.
+pub fn sqs_event(messages: &[Message]) -> Value {
     let records: Vec<Value> = messages
         .iter()
         .map(|message| {
@@ -226,9 +256,12 @@ async fn hand_over(
             })
         })
         .collect();
-    let deadline_ms = (now_epoch_millis() + LAMBDA_TIMEOUT_MS) as u64;
-    let answer = lambda::invoke(bridge, function, json!({ "Records": records }), deadline_ms).await;
-    let failed: Vec<String> = answer["batchItemFailures"]
+    json!({ "Records": records })
+}
+
+/// The `messageId`s a function's answer lists in `batchItemFailures`.
+pub fn failed_records(answer: &Value) -> Vec<String> {
+    answer["batchItemFailures"]
         .as_array()
         .map(|failures| {
             failures
@@ -236,7 +269,17 @@ async fn hand_over(
                 .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_string))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Deletes every message not listed in `failed`, as Lambda's event source
+/// does after an invocation; the listed ones come back after their
+/// visibility timeout.
+pub async fn delete_settled(
+    queue_url: &str,
+    messages: &[Message],
+    failed: &[String],
+) -> Result<(), String> {
     let client = client();
     for message in messages {
         if !failed
@@ -249,17 +292,10 @@ async fn hand_over(
                 .receipt_handle(message.receipt_handle().unwrap_or_default())
                 .send()
                 .await
-                .expect("delete message");
+                .map_err(|e| format!("delete: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
         }
     }
-    Delivery {
-        bodies: messages
-            .iter()
-            .map(|m| m.body().unwrap_or_default().to_string())
-            .collect(),
-        answer,
-        failed,
-    }
+    Ok(())
 }
 
 impl TestApp {
