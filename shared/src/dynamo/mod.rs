@@ -73,11 +73,6 @@ fn require_region(shared: &aws_config::SdkConfig) -> Result<(), ConfigError> {
     }
 }
 
-/// The client a cold start uses, with the bridge's bounds.
-pub async fn client_from_env() -> Result<DynamoClient, ConfigError> {
-    Ok(client_from_config(&sdk_config_from_env().await?))
-}
-
 /// A client over `shared`, with the bridge's bounds; none without a region.
 pub fn client_with(shared: &aws_config::SdkConfig) -> Result<DynamoClient, ConfigError> {
     require_region(shared)?;

@@ -218,17 +218,8 @@ impl Store {
         status: &str,
         parts_done: u32,
     ) -> Result<(), DynamoError> {
-        let update = self.claim_status_update(key, status, parts_done)?;
-        self.db
-            .update_item()
-            .table_name(update.table_name)
-            .set_key(Some(update.key))
-            .update_expression(update.update_expression)
-            .set_expression_attribute_names(update.expression_attribute_names)
-            .set_expression_attribute_values(update.expression_attribute_values)
-            .send()
-            .await?;
-        Ok(())
+        self.update(self.claim_status_update(key, status, parts_done)?)
+            .await
     }
 
     /// The write that sets a claim's status and progress, on its own or in

@@ -43,7 +43,7 @@ pub use workspace::WorkspaceRecord;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    TimeToLiveSpecification, TransactWriteItem, Update,
 };
 pub use slack_posts::{SlackPosts, SLACK_POSTS_TTL_SECS};
 pub use workspace_settings::{NoticeLanguage, Route};
@@ -107,6 +107,32 @@ impl Store {
                 _ => return Ok(items),
             }
         }
+    }
+
+    /// Runs `update`, built to be one item of a transaction, on its own as
+    /// a plain UpdateItem (half a transaction's write capacity).
+    async fn update(&self, update: Update) -> Result<(), DynamoError> {
+        self.db
+            .update_item()
+            .table_name(update.table_name)
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_expression_attribute_names(update.expression_attribute_names)
+            .set_expression_attribute_values(update.expression_attribute_values)
+            .set_condition_expression(update.condition_expression)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Writes `items` all or none, in one TransactWriteItems.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), DynamoError> {
+        self.db
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await?;
+        Ok(())
     }
 
     /// Puts `item` as it is (no condition).

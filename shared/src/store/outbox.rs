@@ -396,15 +396,6 @@ impl Store {
         ])
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), DynamoError> {
-        self.db
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await?;
-        Ok(())
-    }
-
     async fn next_seq(
         &self,
         direction: Direction,

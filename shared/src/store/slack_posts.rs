@@ -107,29 +107,11 @@ impl Store {
                 Some(TransactWriteItem {
                     update: Some(update),
                     ..
-                }) => {
-                    self.db
-                        .update_item()
-                        .table_name(&self.table)
-                        .set_key(Some(update.key))
-                        .update_expression(update.update_expression)
-                        .set_expression_attribute_names(update.expression_attribute_names)
-                        .set_expression_attribute_values(update.expression_attribute_values)
-                        .send()
-                        .await?;
-                    Ok(())
-                }
+                }) => self.update(update).await,
                 Some(TransactWriteItem { put: Some(put), .. }) => self.put(put.item).await,
                 _ => Ok(()),
             },
-            _ => {
-                self.db
-                    .transact_write_items()
-                    .set_transact_items(Some(items))
-                    .send()
-                    .await?;
-                Ok(())
-            }
+            _ => self.transact(items).await,
         }
     }
 
