@@ -36,6 +36,25 @@ pub enum Function {
 }
 
 impl Function {
+    /// The outbox this function drains: the direction it delivers in
+    /// (docs/design.md §1). slack-oauth delivers nothing.
+    pub fn drains(self) -> Option<Direction> {
+        match self {
+            Function::SlackEvents => Some(Direction::ToKefu),
+            Function::EasemobCallback => Some(Direction::ToSlack),
+            Function::SlackOAuth => None,
+        }
+    }
+
+    /// The function that drains `direction`'s outbox: [`Function::drains`]
+    /// read backwards.
+    pub fn draining(direction: Direction) -> Function {
+        match direction {
+            Direction::ToKefu => Function::SlackEvents,
+            Direction::ToSlack => Function::EasemobCallback,
+        }
+    }
+
     /// What this function does, and so the only secrets it is given
     /// (docs/design.md §1; template.yaml sets the same per function).
     pub fn duties(self) -> Duties {
@@ -103,14 +122,9 @@ impl Function {
         event: &EventBridgeEvent<Value>,
         deadline: std::time::Instant,
     ) -> Value {
-        match self {
-            Function::SlackEvents => {
-                outbox::scheduled(bridge, Direction::ToKefu, event, deadline).await
-            }
-            Function::EasemobCallback => {
-                outbox::scheduled(bridge, Direction::ToSlack, event, deadline).await
-            }
-            Function::SlackOAuth => nothing_scheduled(event),
+        match self.drains() {
+            Some(direction) => outbox::scheduled(bridge, direction, event, deadline).await,
+            None => nothing_scheduled(event),
         }
     }
 
@@ -122,14 +136,9 @@ impl Function {
         event: SqsEvent,
         deadline: std::time::Instant,
     ) -> Value {
-        match self {
-            Function::SlackEvents => {
-                wakeups::handle(bridge, Direction::ToKefu, event, deadline).await
-            }
-            Function::EasemobCallback => {
-                wakeups::handle(bridge, Direction::ToSlack, event, deadline).await
-            }
-            Function::SlackOAuth => wakeups::nothing_to_drain(&event),
+        match self.drains() {
+            Some(direction) => wakeups::handle(bridge, direction, event, deadline).await,
+            None => wakeups::nothing_to_drain(&event),
         }
     }
 }
@@ -346,6 +355,14 @@ pub fn nothing_scheduled(event: &EventBridgeEvent<Value>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_outbox_is_drained_by_the_function_that_drains_it() {
+        for direction in [Direction::ToKefu, Direction::ToSlack] {
+            assert_eq!(Function::draining(direction).drains(), Some(direction));
+        }
+        assert_eq!(Function::SlackOAuth.drains(), None);
+    }
 
     fn apigw(body: &str, base64: bool) -> Value {
         serde_json::json!({

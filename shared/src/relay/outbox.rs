@@ -705,12 +705,8 @@ async fn drain_item(
 /// Where a drain's outcomes are told: each direction is drained by the
 /// function that receives its messages (docs/design.md §1; lambda.rs).
 fn drain_place(direction: Direction) -> Place {
-    let function = match direction {
-        Direction::ToKefu => Function::SlackEvents,
-        Direction::ToSlack => Function::EasemobCallback,
-    };
     Place {
-        function,
+        function: Function::draining(direction),
         direction,
         event: "outbox_item",
     }
