@@ -91,6 +91,32 @@ async fn kefu_down_then_back_a_wake_up_delivers_the_message_once() {
     assert_eq!(local_sqs::counts(&queue).await, (0, 0, 0));
 }
 
+/// A message queued behind a waiting one is delivered at the conversation's
+/// next attempt, not before: its wake-up is delayed to that attempt too
+/// (an undelayed one would only wake a drain that finds nothing due).
+#[tokio::test]
+async fn a_message_queued_behind_a_waiting_one_wakes_at_the_conversations_next_attempt() {
+    let (app, queue) = app().await;
+    app.easemob.fail_always("messages", Fault::Status(503));
+    for (event_id, text, ts) in [("EvQ1", "first", "3.1"), ("EvQ2", "second", "3.2")] {
+        let answer = app.slack_event(&message(event_id, text, ts)).await;
+        assert_eq!(answer.status, 200);
+    }
+    // Only the first was tried; both wait, in order.
+    assert_eq!(app.easemob.calls("messages").len(), 1);
+    assert_eq!(app.waiting(Direction::ToKefu).await.len(), 2);
+    // Two wake-ups, both delayed: none is visible before the first's retry.
+    assert_eq!(local_sqs::counts(&queue).await, (0, 2, 0));
+
+    app.easemob.heal();
+    let delivery = local_sqs::deliver(&app.bridge, Function::SlackEvents, &queue, LONG_POLL_SECS)
+        .await
+        .expect("the wake-ups come back once due");
+    no_failures(&delivery);
+    assert_eq!(app.easemob.texts(), vec!["first", "second"]);
+    assert!(app.waiting(Direction::ToKefu).await.is_empty());
+}
+
 #[tokio::test]
 async fn slack_down_then_back_a_wake_up_delivers_the_reply() {
     let (app, queue) = app().await;

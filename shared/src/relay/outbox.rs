@@ -109,15 +109,31 @@ pub(crate) async fn queue(bridge: &Bridge, new: NewOutboxItem) -> Result<(), Dyn
             "outbox_queued"
         );
     }
-    wake_at(
-        bridge,
-        new.direction,
-        &new.workspace,
-        &new.visitor,
-        new.next_attempt_at,
-    )
-    .await;
+    if bridge.wakeups.is_on() {
+        let at = conversation_next_attempt(bridge, &new).await;
+        wake_at(bridge, new.direction, &new.workspace, &new.visitor, at).await;
+    }
     Ok(())
+}
+
+/// When the conversation of a message just queued is next tried: its first
+/// waiting message's time, so that a message queued behind a backing-off
+/// one wakes the drain when that one is due, not at once to find nothing
+/// due (docs/design.md §1 "Retry wake-ups (SQS)"). The message's own time
+/// when the table cannot say (the wake-up is best effort).
+async fn conversation_next_attempt(bridge: &Bridge, new: &NewOutboxItem) -> i64 {
+    match bridge
+        .store
+        .next_attempt_at(new.direction, &new.visitor)
+        .await
+    {
+        Ok(Some(at)) => at,
+        Ok(None) => new.next_attempt_at,
+        Err(error) => {
+            tracing::warn!(%error, visitor = %new.visitor, "outbox_next_attempt_not_read");
+            new.next_attempt_at
+        }
+    }
 }
 
 /// Asks SQS to wake this function's drain for the conversation at `at`

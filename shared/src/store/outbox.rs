@@ -547,6 +547,34 @@ impl Store {
             .collect())
     }
 
+    /// When the conversation's next attempt is due: its first waiting
+    /// message's `next_attempt_at` (later ones wait behind it); `None` when
+    /// nothing waits. Reads the time alone, never the payload.
+    pub async fn next_attempt_at(
+        &self,
+        direction: Direction,
+        visitor: &str,
+    ) -> Result<Option<i64>, DynamoError> {
+        let (first, last) = conversation_range(direction, visitor);
+        let out = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+            .expression_attribute_values(":pk", str_attr(OUTBOX_PK))
+            .expression_attribute_values(":first", str_attr(first))
+            .expression_attribute_values(":last", str_attr(last))
+            .projection_expression("next_attempt_at")
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out
+            .items()
+            .first()
+            .and_then(|item| item.n("next_attempt_at")))
+    }
+
     /// Takes the drain lease of one conversation in one direction until
     /// `until`; false when another drain holds it.
     pub async fn take_drain_lease(
