@@ -11,60 +11,83 @@
 
 use std::time::Instant;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 
 use crate::bridge::Bridge;
-use crate::relay::outbox::{self, ConversationDrain};
+use crate::relay::outbox::{self, ConversationDrain, CONVERSATIONS_AT_ONCE};
 use crate::store::Direction;
 use crate::wakeup::{WakeUp, WakeUpError};
 
-/// Drains the conversations `event`'s records name, one after another,
-/// for this function's `direction`.
+/// Drains the conversations `event`'s records name, for this function's
+/// `direction`, up to [`CONVERSATIONS_AT_ONCE`] at once like a scheduled
+/// drain: a batch of ten wake-ups is not ten conversations one after
+/// another. Two records naming one conversation are safe together: one
+/// takes its lease, the other finds it leased and is done.
 pub async fn handle(
     bridge: &Bridge,
     direction: Direction,
     event: SqsEvent,
     deadline: Instant,
 ) -> Value {
+    // Built first, then streamed: a stream that maps with a borrowing
+    // closure is not `Send` (rust-lang/rust#102211).
+    let records: Vec<_> = event
+        .records
+        .into_iter()
+        .map(|record| wake(bridge, direction, record, deadline))
+        .collect();
     let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let message_id = record.message_id.unwrap_or_default();
-        let wake_up = read(direction, record.body.as_deref());
-        let wake_up = match wake_up {
-            Ok(wake_up) => wake_up,
-            Err(error) => {
-                tracing::warn!(message_id, %error, "retry_wakeup_malformed");
-                continue;
-            }
-        };
-        let (outcome, summary) = outbox::drain_one(
-            bridge,
-            direction,
-            &wake_up.workspace,
-            &wake_up.visitor,
-            deadline,
-        )
+    response.batch_item_failures = stream::iter(records)
+        .buffer_unordered(CONVERSATIONS_AT_ONCE)
+        .filter_map(|failure| async move { failure })
+        .collect()
         .await;
-        tracing::info!(
-            message_id,
-            direction = direction.tag(),
-            visitor = %wake_up.visitor,
-            delivered = summary.delivered,
-            retried_later = summary.retried_later,
-            dead_lettered = summary.dead_lettered,
-            not_due = summary.not_due,
-            leased_elsewhere = summary.leased_elsewhere,
-            unfinished = outcome == ConversationDrain::Unfinished,
-            "retry_wakeup"
-        );
-        if outcome == ConversationDrain::Unfinished {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            response.batch_item_failures.push(failure);
-        }
-    }
     to_json(&response)
+}
+
+/// One record: its conversation drained; the record back when it must be
+/// seen again.
+async fn wake(
+    bridge: &Bridge,
+    direction: Direction,
+    record: SqsMessage,
+    deadline: Instant,
+) -> Option<BatchItemFailure> {
+    let message_id = record.message_id.unwrap_or_default();
+    let wake_up = match read(direction, record.body.as_deref()) {
+        Ok(wake_up) => wake_up,
+        Err(error) => {
+            tracing::warn!(message_id, %error, "retry_wakeup_malformed");
+            return None;
+        }
+    };
+    let (outcome, summary) = outbox::drain_one(
+        bridge,
+        direction,
+        &wake_up.workspace,
+        &wake_up.visitor,
+        deadline,
+    )
+    .await;
+    tracing::info!(
+        message_id,
+        direction = direction.tag(),
+        visitor = %wake_up.visitor,
+        delivered = summary.delivered,
+        retried_later = summary.retried_later,
+        dead_lettered = summary.dead_lettered,
+        not_due = summary.not_due,
+        leased_elsewhere = summary.leased_elsewhere,
+        unfinished = outcome == ConversationDrain::Unfinished,
+        "retry_wakeup"
+    );
+    (outcome == ConversationDrain::Unfinished).then(|| {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = message_id;
+        failure
+    })
 }
 
 /// What a function that drains nothing answers an SQS event: nothing to see
