@@ -57,6 +57,12 @@ const LEASE_SECS: i64 = 60;
 /// the drain pages through the conversations, so neither its memory nor
 /// the time before its first send grows with the backlog.
 const WAITING_PAGE: i32 = 100;
+/// A recovery brings waiting conversations forward at most this often per
+/// direction (docs/design.md §2 "Recovery").
+const RECOVERY_EVERY_SECS: i64 = 60;
+/// Conversations a recovery brings forward at once (a conditional update
+/// and a wake-up each).
+const BRING_FORWARD_AT_ONCE: usize = 16;
 /// One conversation's messages read at a time: payloads are up to 350 KB
 /// ([`MAX_PAYLOAD_BYTES`]), and a drain sends only a few within its budget.
 const MESSAGE_PAGE: i32 = 10;
@@ -87,6 +93,12 @@ pub fn retry_at(now: i64, failures: u32, retry_after: Option<u64>) -> i64 {
     let jitter = u16::from_le_bytes(spread_bytes::<2>());
     let asked = retry_after.map_or(0, |s| s.min(MAX_BACKOFF_SECS as u64) as i64);
     now + backoff_secs(failures, jitter).max(asked)
+}
+
+/// The other side's `Retry-After` as a time: no attempt before it, even when
+/// a recovery brings the conversation forward.
+pub fn not_before(now: i64, retry_after: Option<u64>) -> Option<i64> {
+    retry_after.map(|s| now + s.min(MAX_BACKOFF_SECS as u64) as i64)
 }
 
 /// Puts a message in the outbox behind the conversation's waiting ones. A
@@ -492,6 +504,7 @@ pub async fn drain_one(
         workspace: head.workspace,
         visitor: head.visitor,
         items: 1,
+        head_seq: head.seq,
         head_next_attempt_at: head.next_attempt_at,
         oldest_created_at: head.created_at,
     };
@@ -646,7 +659,12 @@ async fn drain_item(
             Delivery::Delivered => {
                 tell(Outcome::Delivered { latency: None }, None);
                 summary.delivered += 1;
-                bridge.store.finish_outbox_item(&item).await
+                let finished = bridge.store.finish_outbox_item(&item).await;
+                if item.attempts > 0 {
+                    // A retry went through: the other side is back.
+                    bring_forward_after_recovery(bridge, direction, deadline).await;
+                }
+                finished
             }
             Delivery::OutOfTime { parts_done } => {
                 let kept = bridge
@@ -656,6 +674,7 @@ async fn drain_item(
                         parts_done,
                         item.attempts,
                         item.next_attempt_at,
+                        item.not_before,
                         item.last_error.as_deref().unwrap_or(""),
                     )
                     .await;
@@ -674,7 +693,9 @@ async fn drain_item(
                     },
             } => {
                 let attempts = item.attempts.saturating_add(1);
-                let next = retry_at(bridge.clock.epoch_secs(), attempts, retry_after);
+                let now = bridge.clock.epoch_secs();
+                let next = retry_at(now, attempts, retry_after);
+                let not_before = not_before(now, retry_after);
                 let told = format!(
                     "attempt {attempts}, retry in {} s: {detail}",
                     next - bridge.clock.epoch_secs()
@@ -683,7 +704,7 @@ async fn drain_item(
                 summary.retried_later += 1;
                 let kept = bridge
                     .store
-                    .reschedule_outbox_item(&item, parts_done, attempts, next, &detail)
+                    .reschedule_outbox_item(&item, parts_done, attempts, next, not_before, &detail)
                     .await;
                 if let Err(error) = kept {
                     tracing::error!(%error, visitor, "outbox_progress_not_recorded");
@@ -716,6 +737,109 @@ async fn drain_item(
         return ItemOutcome::StopDrain;
     }
     ItemOutcome::Settled { seq: item.seq }
+}
+
+/// After a retry succeeded, the other side is back: every other waiting
+/// conversation of `direction` that is backing off is made due now and its
+/// drain woken, so the backlog goes out at once rather than each
+/// conversation sitting out its backoff (up to 15 min) — at most once a
+/// minute per direction across instances, and never against the other
+/// side's `Retry-After` (docs/design.md §2 "Recovery"). Within the
+/// invocation's deadline; what it does not reach waits for its own time.
+async fn bring_forward_after_recovery(bridge: &Bridge, direction: Direction, deadline: Instant) {
+    let now = bridge.clock.epoch_secs();
+    match bridge
+        .store
+        .mark_recovery(direction, now, RECOVERY_EVERY_SECS)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(error) => {
+            tracing::warn!(direction = direction.tag(), %error, "outbox_recovery_not_marked");
+            return;
+        }
+    }
+    let mut brought = 0;
+    let mut after: Option<String> = None;
+    let mut complete = false;
+    while remaining(deadline) >= SEND_ALLOWANCE {
+        let page = match bridge
+            .store
+            .waiting_conversations(direction, after.as_deref(), WAITING_PAGE)
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(direction = direction.tag(), %error, "outbox_recovery_store_unavailable");
+                break;
+            }
+        };
+        // A conversation continued from the last page starts with a message
+        // that is not its first: only first messages back off.
+        let backing_off: Vec<_> = page
+            .conversations
+            .iter()
+            .filter(|c| c.head_next_attempt_at > now && Some(&c.visitor) != after.as_ref())
+            .map(|c| bring_one_forward(bridge, direction, c, now))
+            .collect();
+        brought += stream::iter(backing_off)
+            .buffer_unordered(BRING_FORWARD_AT_ONCE)
+            .filter(|done| std::future::ready(*done))
+            .count()
+            .await;
+        match page.conversations.last() {
+            Some(last) if page.more => after = Some(last.visitor.clone()),
+            _ => {
+                complete = true;
+                break;
+            }
+        }
+    }
+    tracing::info!(
+        direction = direction.tag(),
+        conversations = brought,
+        complete,
+        "outbox_brought_forward"
+    );
+}
+
+/// One backing-off conversation made due now and its drain woken; false
+/// when it changed meanwhile or must wait for its `Retry-After`.
+async fn bring_one_forward(
+    bridge: &Bridge,
+    direction: Direction,
+    conversation: &WaitingConversation,
+    now: i64,
+) -> bool {
+    let brought = bridge
+        .store
+        .bring_forward(
+            direction,
+            &conversation.visitor,
+            conversation.head_seq,
+            conversation.head_next_attempt_at,
+            now,
+        )
+        .await;
+    match brought {
+        Ok(true) => {
+            wake_at(
+                bridge,
+                direction,
+                &conversation.workspace,
+                &conversation.visitor,
+                now,
+            )
+            .await;
+            true
+        }
+        Ok(false) => false,
+        Err(error) => {
+            tracing::warn!(visitor = %conversation.visitor, %error, "outbox_recovery_store_unavailable");
+            false
+        }
+    }
 }
 
 /// Where a drain's outcomes are told: each direction is drained by the

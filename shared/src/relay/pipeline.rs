@@ -438,6 +438,7 @@ impl<R: Recipient> Later<'_, R> {
             last_error: None,
             attempts: 0,
             next_attempt_at: now,
+            not_before: None,
         };
         let stored = match &failure {
             None => outbox::queue(bridge, new).await,
@@ -448,6 +449,7 @@ impl<R: Recipient> Later<'_, R> {
             }) => {
                 new.attempts = 1;
                 new.next_attempt_at = outbox::retry_at(now, 1, *retry_after);
+                new.not_before = outbox::not_before(now, *retry_after);
                 new.last_error = Some(detail.clone());
                 outbox::queue(bridge, new).await
             }

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | waiting message | `OUTBOX` | `<dir>#<visitor id>#<seq, 12 digits>` |
 //! | dead letter | `DEADLETTER` | `<dir>#<visitor id>#<seq, 12 digits>` |
+//! | a direction's last recovery | `RECOVERY` | `TO_KEFU` / `TO_SLACK` |
 //!
 //! One partition each, so a drain is one Query and the dead letters are one
 //! `aws dynamodb query`. Sort keys group a conversation's messages together,
@@ -34,6 +35,8 @@ pub const MAX_PAYLOAD_BYTES: usize = 350_000;
 
 const OUTBOX_PK: &str = "OUTBOX";
 const DEAD_LETTER_PK: &str = "DEADLETTER";
+/// One record per direction: when its other side last recovered.
+const RECOVERY_PK: &str = "RECOVERY";
 /// Sorts after every character a sort key holds: `<prefix>` + this is past
 /// every key that starts with `<prefix>`.
 const AFTER_ALL: char = char::MAX;
@@ -123,6 +126,7 @@ struct Queued<'a> {
     parts_done: u32,
     attempts: u32,
     next_attempt_at: i64,
+    not_before: Option<i64>,
     origin: &'a str,
     last_error: Option<&'a str>,
 }
@@ -144,6 +148,9 @@ pub struct NewOutboxItem {
     pub attempts: u32,
     /// When a drain may first try it (epoch s).
     pub next_attempt_at: i64,
+    /// The other side's `Retry-After` as a time (epoch s): no attempt before
+    /// it, even when a recovery brings the conversation forward.
+    pub not_before: Option<i64>,
 }
 
 /// A message waiting in the outbox.
@@ -158,6 +165,8 @@ pub struct OutboxItem {
     pub parts_done: u32,
     pub attempts: u32,
     pub next_attempt_at: i64,
+    /// See [`NewOutboxItem::not_before`].
+    pub not_before: Option<i64>,
     pub created_at: i64,
     pub origin: String,
     pub last_error: Option<String>,
@@ -184,6 +193,7 @@ impl OutboxItem {
             parts_done: count("parts_done"),
             attempts: count("attempts"),
             next_attempt_at: item.n("next_attempt_at").unwrap_or(0),
+            not_before: item.n("not_before"),
             created_at: item.n("created_at").unwrap_or(0),
             origin: item.s("origin").unwrap_or_default().to_string(),
             last_error: item.s("last_error").map(str::to_string),
@@ -199,7 +209,9 @@ pub struct WaitingConversation {
     /// Its messages on this page (the last conversation of a page may
     /// have more on the next).
     pub items: usize,
-    /// When the first waiting message may be tried (the rest wait behind it).
+    /// The first waiting message's sequence number, and when it may be
+    /// tried (the rest wait behind it).
+    pub head_seq: u64,
     pub head_next_attempt_at: i64,
     /// When the oldest of its messages on this page was queued (epoch s).
     pub oldest_created_at: i64,
@@ -326,6 +338,7 @@ impl Store {
                 parts_done: 0,
                 attempts: new.attempts,
                 next_attempt_at: new.next_attempt_at,
+                not_before: new.not_before,
                 origin: &new.origin,
                 last_error: new.last_error.as_deref(),
             };
@@ -374,6 +387,9 @@ impl Store {
         ]);
         if let Some(error) = queued.last_error {
             record.insert("last_error".into(), str_attr(truncated(error, 1_000)));
+        }
+        if let Some(not_before) = queued.not_before {
+            record.insert("not_before".into(), num_attr(not_before));
         }
         let put = Put::builder()
             .table_name(&self.table)
@@ -489,10 +505,11 @@ impl Store {
             more: out.last_evaluated_key.is_some_and(|key| !key.is_empty()),
         };
         for item in out.items.unwrap_or_default() {
-            let Some((visitor, _)) = item
+            let Some((visitor, seq)) = item
                 .s("sk")
                 .and_then(|sk| sk.split_once('#'))
                 .and_then(|(_, rest)| rest.rsplit_once('#'))
+                .and_then(|(visitor, seq)| Some((visitor, seq.parse::<u64>().ok()?)))
             else {
                 continue;
             };
@@ -506,6 +523,7 @@ impl Store {
                     workspace: WorkspaceKey::from_id(item.s("workspace").unwrap_or_default()),
                     visitor: visitor.to_string(),
                     items: 1,
+                    head_seq: seq,
                     head_next_attempt_at: item.n("next_attempt_at").unwrap_or(0),
                     oldest_created_at: created_at,
                 }),
@@ -633,28 +651,92 @@ impl Store {
         .await
     }
 
-    /// A failed attempt: remember progress and when to try again.
+    /// Records a failed or unfinished attempt: progress, attempts, when to
+    /// try next and why; `not_before` is the other side's `Retry-After` as
+    /// a time, if it gave one.
     pub async fn reschedule_outbox_item(
         &self,
         item: &OutboxItem,
         parts_done: u32,
         attempts: u32,
         next_attempt_at: i64,
+        not_before: Option<i64>,
         last_error: &str,
     ) -> Result<(), DynamoError> {
-        self.db
+        let set = "SET parts_done = :done, attempts = :attempts, next_attempt_at = :next, last_error = :error";
+        let request = self
+            .db
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(OUTBOX_PK, item.sort_key())))
-            .update_expression("SET parts_done = :done, attempts = :attempts, next_attempt_at = :next, last_error = :error")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":done", num_attr(i64::from(parts_done)))
             .expression_attribute_values(":attempts", num_attr(i64::from(attempts)))
             .expression_attribute_values(":next", num_attr(next_attempt_at))
-            .expression_attribute_values(":error", str_attr(truncated(last_error, 1_000)))
-            .send()
-            .await?;
+            .expression_attribute_values(":error", str_attr(truncated(last_error, 1_000)));
+        let request = match not_before {
+            Some(at) => request
+                .update_expression(format!("{set}, not_before = :not_before"))
+                .expression_attribute_values(":not_before", num_attr(at)),
+            None => request.update_expression(format!("{set} REMOVE not_before")),
+        };
+        request.send().await?;
         Ok(())
+    }
+
+    /// Marks that `direction`'s other side answered again after failures,
+    /// at most once per `every_secs` across all instances (a conditional
+    /// write): true for the one caller that should bring the waiting
+    /// conversations forward (docs/design.md §2 "Recovery").
+    pub async fn mark_recovery(
+        &self,
+        direction: Direction,
+        now: i64,
+        every_secs: i64,
+    ) -> Result<bool, DynamoError> {
+        let mut record = Self::key(RECOVERY_PK, direction.tag());
+        record.extend([
+            ("recovered_at".into(), num_attr(now)),
+            ("expires_at".into(), num_attr(now + 24 * 3_600)),
+        ]);
+        let result = self
+            .db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(pk) OR recovered_at <= :since")
+            .expression_attribute_values(":since", num_attr(now - every_secs))
+            .send()
+            .await;
+        condition_held(result.map_err(DynamoError::from))
+    }
+
+    /// Makes a conversation's first waiting message due at `now`, unless it
+    /// changed since it was read as due at `seen_next_attempt_at` (a drain
+    /// got to it) or the other side asked for a later time (`not_before`).
+    /// True when it was brought forward.
+    pub async fn bring_forward(
+        &self,
+        direction: Direction,
+        visitor: &str,
+        seq: u64,
+        seen_next_attempt_at: i64,
+        now: i64,
+    ) -> Result<bool, DynamoError> {
+        let result = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(OUTBOX_PK, sort_key(direction, visitor, seq))))
+            .update_expression("SET next_attempt_at = :now")
+            .condition_expression(
+                "next_attempt_at = :seen AND (attribute_not_exists(not_before) OR not_before <= :now)",
+            )
+            .expression_attribute_values(":seen", num_attr(seen_next_attempt_at))
+            .expression_attribute_values(":now", num_attr(now))
+            .send()
+            .await;
+        condition_held(result.map_err(DynamoError::from))
     }
 
     /// Moves a waiting message to the dead letters, in one transaction.
@@ -767,6 +849,7 @@ impl Store {
                 parts_done: item.parts_done,
                 attempts: 0,
                 next_attempt_at: now,
+                not_before: None,
                 origin: &item.origin,
                 last_error: Some(letter.reason.as_str()).filter(|r| !r.is_empty()),
             };
