@@ -50,6 +50,28 @@ pub enum Command {
         #[command(subcommand)]
         action: RoutesAction,
     },
+    /// The language of the notices the bridge writes to a workspace's
+    /// customers (joined, waiting, handed over, ended): en or zh.
+    Language {
+        #[command(subcommand)]
+        action: LanguageAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LanguageAction {
+    /// Set a workspace's notice language.
+    Set {
+        /// The workspace id (T… or E…).
+        team: String,
+        /// `en` (English, the default) or `zh` (Chinese).
+        language: String,
+    },
+    /// Show the notice language, of one workspace or of every installed one.
+    List {
+        /// The workspace id (T… or E…).
+        team: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -28,6 +28,8 @@ pub enum AdminError {
     BadChannel(String),
     #[error("not a Kefu skill group name: {0:?} (one short line of text)")]
     BadQueue(String),
+    #[error("{0:?} is not a notice language: en or zh")]
+    BadLanguage(String),
     #[error("workspace {0} has not installed the app (see `installations list`); nothing changed")]
     NotInstalled(String),
     #[error("{done} of {total} done, then: {cause}")]

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod dead_letters;
 pub mod error;
 pub mod installations;
+pub mod language;
 pub mod outbox;
 pub mod output;
 pub mod routes;
@@ -20,7 +21,7 @@ use aws_credential_types::provider::ProvideCredentials;
 use kefu_bridge::dynamo;
 use kefu_bridge::store::Store;
 
-use cli::{Cli, Command, DeadLettersAction, ListOnly, RoutesAction};
+use cli::{Cli, Command, DeadLettersAction, LanguageAction, ListOnly, RoutesAction};
 use dead_letters::Action;
 pub use error::AdminError;
 
@@ -72,6 +73,14 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), AdminError> {
                 routes::unset(&store, out, json, team, channel.as_deref()).await
             }
             RoutesAction::List { team } => routes::list(&store, out, json, team.as_deref()).await,
+        },
+        Command::Language { action } => match action {
+            LanguageAction::Set { team, language } => {
+                language::set(&store, out, json, team, language).await
+            }
+            LanguageAction::List { team } => {
+                language::list(&store, out, json, team.as_deref()).await
+            }
         },
     }
 }

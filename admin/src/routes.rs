@@ -38,7 +38,7 @@ impl Row for RouteRow {
 }
 
 /// A workspace id as typed: a Slack team id (`T…`) or enterprise id (`E…`).
-fn workspace(raw: &str) -> Result<WorkspaceKey, AdminError> {
+pub(crate) fn workspace(raw: &str) -> Result<WorkspaceKey, AdminError> {
     if is_slack_id(raw) && (raw.starts_with('T') || raw.starts_with('E')) {
         Ok(WorkspaceKey::from_id(raw))
     } else {
@@ -54,7 +54,7 @@ fn channel(raw: &str) -> Result<ChannelId, AdminError> {
 }
 
 /// Fails unless the workspace has installed the app.
-async fn installed(store: &Store, key: &WorkspaceKey) -> Result<(), AdminError> {
+pub(crate) async fn installed(store: &Store, key: &WorkspaceKey) -> Result<(), AdminError> {
     match store
         .get_installation(key)
         .await

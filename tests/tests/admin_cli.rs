@@ -10,7 +10,7 @@ use bridge_tests::app::{event_callback, user_message};
 use bridge_tests::callback_kit::agent_reply;
 use bridge_tests::fake_server::Fault;
 use bridge_tests::TestApp;
-use kefu_bridge::store::{Direction, WorkspaceKey};
+use kefu_bridge::store::{Direction, NoticeLanguage, WorkspaceKey};
 use serde_json::Value;
 
 const TEAM: &str = "T0ADMIN1";
@@ -358,4 +358,42 @@ async fn installations_and_routes_as_json_and_tables_without_tokens() {
     let left = app.admin(&["routes", "list", TEAM, "--json"]).await.json();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["queue"], "售前");
+}
+
+#[tokio::test]
+async fn a_workspaces_notice_language_is_set_and_listed() {
+    let app = app().await;
+    let key = WorkspaceKey::Team(TEAM.into());
+    let before = app.admin(&["language", "list", "--json"]).await;
+    assert_success(&before);
+    assert_eq!(before.json()[0]["language"], "en");
+
+    let set = app.admin(&["language", "set", TEAM, "zh", "--json"]).await;
+    assert_success(&set);
+    assert_eq!(set.json()[0]["language"], "zh");
+    // The session notices read the same record.
+    assert_eq!(
+        app.bridge.store.notice_language(&key).await.unwrap(),
+        NoticeLanguage::Chinese
+    );
+    let table = app.admin(&["language", "list", TEAM]).await;
+    assert_success(&table);
+    assert!(
+        table.stdout.lines().nth(1).unwrap().contains("zh"),
+        "{table:?}"
+    );
+
+    // Unknown language, unknown workspace: refused, nothing changed.
+    assert_refused(
+        &app.admin(&["language", "set", TEAM, "fr"]).await,
+        "not a notice language",
+    );
+    assert_refused(
+        &app.admin(&["language", "set", "T0NOBODY", "en"]).await,
+        "has not installed",
+    );
+    assert_eq!(
+        app.bridge.store.notice_language(&key).await.unwrap(),
+        NoticeLanguage::Chinese
+    );
 }

@@ -10,7 +10,7 @@
 //! chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir=$(mktemp -d) \
 //!   --screenshot=docs/kefu-menu-and-survey.png --window-size=800,600 file://$PWD/docs/blockkit-preview.html
 //! chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir=$(mktemp -d) \
-//!   --screenshot=docs/kefu-conversation.png --window-size=800,1000 file://$PWD/docs/conversation-preview.html
+//!   --screenshot=docs/kefu-conversation.png --window-size=800,830 file://$PWD/docs/conversation-preview.html
 //! ```
 
 use std::path::Path;
