@@ -14,6 +14,7 @@ pub mod events;
 pub mod fake_easemob;
 pub mod fake_server;
 pub mod fake_slack;
+pub mod fake_sqs;
 pub mod local_server;
 pub mod local_sqs;
 pub mod oauth_kit;

@@ -41,6 +41,12 @@ pub fn endpoint() -> String {
         .clone()
 }
 
+/// Makes `endpoint` the local SQS of this process (the backlog benchmark's
+/// own, tests/src/fake_sqs.rs); false when one was already chosen.
+pub fn use_endpoint(endpoint: &str) -> bool {
+    ENDPOINT.set(endpoint.to_string()).is_ok()
+}
+
 /// Starts `moto_server` on a free port; returns its endpoint.
 fn start() -> Result<String, String> {
     let port = free_port()?;

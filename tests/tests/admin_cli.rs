@@ -102,6 +102,12 @@ async fn list_replay_twice_at_once_deliver_once_in_order_then_purge() {
     }
     let origins: Vec<&str> = rows.iter().map(|r| r["origin"].as_str().unwrap()).collect();
     assert_eq!(origins, ["EvFIRST", "EvSECOND", "m-reply-1"]);
+    // Each was tried once, live, and refused.
+    let attempts: Vec<u64> = rows
+        .iter()
+        .map(|r| r["attempts"].as_u64().unwrap())
+        .collect();
+    assert_eq!(attempts, [1, 1, 1]);
     let directions: Vec<&str> = rows
         .iter()
         .map(|r| r["direction"].as_str().unwrap())

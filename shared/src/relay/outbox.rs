@@ -63,6 +63,9 @@ const RECOVERY_EVERY_SECS: i64 = 60;
 /// Conversations a recovery brings forward at once (a conditional update
 /// and a wake-up each).
 const BRING_FORWARD_AT_ONCE: usize = 16;
+/// Waiting messages (keys and times only, ~100 bytes each) a recovery reads
+/// per page: a whole 5,000-message backlog in five pages.
+const RECOVERY_PAGE: i32 = 1_000;
 /// One conversation's messages read at a time: payloads are up to 350 KB
 /// ([`MAX_PAYLOAD_BYTES`]), and a drain sends only a few within its budget.
 const MESSAGE_PAGE: i32 = 10;
@@ -747,12 +750,23 @@ async fn drain_item(
 /// side's `Retry-After` (docs/design.md §2 "Recovery"). Within the
 /// invocation's deadline; what it does not reach waits for its own time.
 async fn bring_forward_after_recovery(bridge: &Bridge, direction: Direction, deadline: Instant) {
+    let started = Instant::now();
     let now = bridge.clock.epoch_secs();
-    match bridge
+    let memory = Duration::from_secs(RECOVERY_EVERY_SECS as u64);
+    if let Some(at) = bridge.memo.recoveries.get(&direction, memory) {
+        if now - at < RECOVERY_EVERY_SECS {
+            return;
+        }
+    }
+    let marked = bridge
         .store
         .mark_recovery(direction, now, RECOVERY_EVERY_SECS)
-        .await
-    {
+        .await;
+    if marked.is_ok() {
+        // Marked by this instance or, within the minute, another.
+        bridge.memo.recoveries.put(direction, now);
+    }
+    match marked {
         Ok(true) => {}
         Ok(false) => return,
         Err(error) => {
@@ -766,7 +780,7 @@ async fn bring_forward_after_recovery(bridge: &Bridge, direction: Direction, dea
     while remaining(deadline) >= SEND_ALLOWANCE {
         let page = match bridge
             .store
-            .waiting_conversations(direction, after.as_deref(), WAITING_PAGE)
+            .waiting_conversations(direction, after.as_deref(), RECOVERY_PAGE)
             .await
         {
             Ok(page) => page,
@@ -800,6 +814,7 @@ async fn bring_forward_after_recovery(bridge: &Bridge, direction: Direction, dea
         direction = direction.tag(),
         conversations = brought,
         complete,
+        took_ms = started.elapsed().as_millis() as u64,
         "outbox_brought_forward"
     );
 }

@@ -454,6 +454,7 @@ impl<R: Recipient> Later<'_, R> {
                 outbox::queue(bridge, new).await
             }
             Some(Failure::Permanent { reason, .. }) => {
+                new.attempts = 1;
                 new.last_error = Some(reason.clone());
                 outbox::dead_letter(bridge, new, reason).await
             }
