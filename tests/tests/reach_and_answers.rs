@@ -564,3 +564,55 @@ async fn a_question_without_its_record_is_refused_in_a_channel_and_taken_in_a_dm
     assert_eq!(messages[0]["from"], DM_VISITOR);
     assert_eq!(messages[0]["msg"]["msg"], "Orders");
 }
+
+/// A waiting message is sent to Kefu only as its conversation's visitor and
+/// only to the service number: a record that names another sender or
+/// recipient (a damaged or tampered table) becomes a dead letter with the
+/// reason, and Kefu receives nothing from it.
+#[tokio::test]
+async fn a_waiting_message_naming_another_sender_or_recipient_is_not_sent() {
+    let app = app().await;
+    app.easemob.fail_always("messages", Fault::Status(503));
+    let event = user_message("D0ADA", "im", "U0ADA", "genuine", "9.0001");
+    let answer = app
+        .slack_event(&event_callback(TEAM, "EvGENUINE", event))
+        .await;
+    assert_eq!(answer.status, 200);
+    app.easemob.heal();
+    let genuine = app.waiting(Direction::ToKefu).await[0].parts[0].clone();
+    assert!(genuine.contains(DM_VISITOR) && genuine.contains(LOCAL_EASEMOB_SERVICE_NUMBER));
+    for (origin, part) in [
+        ("as-eve", genuine.replace(DM_VISITOR, "T0TEAM1_U0EVE_D0EVE")),
+        (
+            "to-another",
+            genuine.replace(LOCAL_EASEMOB_SERVICE_NUMBER, "another_service_number"),
+        ),
+    ] {
+        let tampered = kefu_bridge::store::NewOutboxItem {
+            direction: Direction::ToKefu,
+            workspace: kefu_bridge::store::WorkspaceKey::Team(TEAM.into()),
+            visitor: DM_VISITOR.into(),
+            parts: vec![part],
+            origin: origin.into(),
+            last_error: None,
+            attempts: 0,
+            next_attempt_at: 0,
+            not_before: None,
+        };
+        app.bridge.store.enqueue(&tampered).await.expect("stored");
+    }
+    app.make_due().await;
+    app.drain(Direction::ToKefu).await;
+
+    assert_eq!(app.easemob.texts(), vec!["genuine"]);
+    let letters = app.dead_letters().await;
+    let origins: Vec<&str> = letters.iter().map(|l| l.item.origin.as_str()).collect();
+    assert_eq!(origins, ["as-eve", "to-another"]);
+    for letter in &letters {
+        assert!(
+            letter.reason.contains("is not a message from"),
+            "{letter:?}"
+        );
+    }
+    assert!(app.waiting(Direction::ToKefu).await.is_empty());
+}

@@ -478,3 +478,81 @@ fn api_access_logs_are_json_lines_without_bodies_and_tracing_is_a_parameter() {
         .collect();
     assert_eq!(allowed, ["Active", "PassThrough"]);
 }
+
+/// A URL parameter admits only https://: its pattern says so and rejects
+/// the obvious others (the pattern is anchored and starts with the scheme,
+/// optionally inside a group that may be empty).
+fn https_only(pattern: &str) -> bool {
+    pattern.starts_with("^https://") || pattern.starts_with("^(https://")
+}
+
+#[test]
+fn least_privilege_in_the_deployment_is_wired() {
+    let template = Template::load();
+    let parameters = template.section("Parameters");
+
+    // Every URL a function is given comes from a parameter that takes only
+    // https:// (tokens and secrets are sent there).
+    let mut url_parameters = BTreeSet::new();
+    for function in FUNCTIONS {
+        for (name, value) in template.environment(function) {
+            if name.ends_with("_URL") || name.ends_with("_URI") {
+                if let Some(parameter) = ref_target(&value) {
+                    if parameters.get(parameter).is_some() {
+                        url_parameters.insert(parameter.to_string());
+                    }
+                }
+            }
+        }
+    }
+    for expected in ["SlackApiBaseUrl", "EasemobApiBaseUrl", "SlackRedirectUri"] {
+        assert!(url_parameters.contains(expected), "{url_parameters:?}");
+    }
+    for parameter in &url_parameters {
+        let pattern = parameters[parameter.as_str()]["AllowedPattern"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(https_only(pattern), "{parameter}: {pattern:?}");
+        if let Some(default) = parameters[parameter.as_str()]["Default"].as_str() {
+            assert!(
+                default.is_empty() || default.starts_with("https://"),
+                "{parameter} defaults to {default}"
+            );
+        }
+    }
+
+    // Stage throttling from its parameters.
+    let route_settings = &template.resource("HttpApi")["Properties"]["DefaultRouteSettings"];
+    assert_eq!(
+        ref_target(&route_settings["ThrottlingRateLimit"]),
+        Some("ApiThrottlingRateLimit")
+    );
+    assert_eq!(
+        ref_target(&route_settings["ThrottlingBurstLimit"]),
+        Some("ApiThrottlingBurstLimit")
+    );
+
+    // Reserved concurrency for every function when the parameter is set,
+    // and no function sets its own.
+    let reserved = &template.section("Globals")["Function"]["ReservedConcurrentExecutions"];
+    let (condition, then, _) = if_parts(reserved).expect("an !If on the parameter");
+    assert_eq!(condition, "HasReservedConcurrency");
+    assert_eq!(ref_target(then), Some("ReservedConcurrency"));
+    for function in FUNCTIONS {
+        assert!(
+            template.resource(function)["Properties"]["ReservedConcurrentExecutions"].is_null(),
+            "{function} overrides the reserved concurrency"
+        );
+    }
+
+    // The table is encrypted with the customer-managed key when one is named.
+    let sse = &template.resource("Table")["Properties"]["SSESpecification"];
+    let (condition, with_key, without) = if_parts(sse).expect("an !If on the key");
+    assert_eq!(condition, "HasTableKmsKey");
+    assert_eq!(
+        ref_target(&with_key["KMSMasterKeyId"]),
+        Some("TableKmsKeyArn")
+    );
+    assert_eq!(with_key["SSEType"].as_str(), Some("KMS"));
+    assert_eq!(without["SSEEnabled"].as_bool(), Some(true));
+}

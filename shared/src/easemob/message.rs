@@ -51,6 +51,33 @@ fn truncate_chars(s: &mut String, max: usize) {
     }
 }
 
+/// Who an Easemob send-message body is from and to, read back from a
+/// stored request (the outbox keeps prepared bodies): a record is sent only
+/// when it is a message from its conversation's visitor to the configured
+/// service number alone (docs/design.md §4 "Delivery pipeline").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Addressing {
+    pub target_type: String,
+    pub target: Vec<String>,
+    pub from: String,
+}
+
+impl Addressing {
+    /// `None` unless `body` is JSON with the three fields.
+    pub fn of(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+
+    /// True when `body` is a message from `from` to `service_number` alone.
+    pub fn is_from_to(body: &[u8], from: &str, service_number: &str) -> bool {
+        Self::of(body).is_some_and(|addressing| {
+            addressing.target_type == "users"
+                && addressing.target == [service_number]
+                && addressing.from == from
+        })
+    }
+}
+
 /// One text message from a visitor to the Kefu service number.
 #[derive(Debug, Clone)]
 pub struct TextMessage<'a> {
@@ -107,6 +134,26 @@ fn json_escaped_len(c: char) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_body_is_sent_only_from_its_visitor_to_the_service_number() {
+        let info = VisitorInfo::default();
+        let message = TextMessage {
+            from: "T1_U2_D3",
+            service_number: "kefu-1",
+            visitor: &info,
+            queue: None,
+        };
+        let body = &message.bodies("hello")[0];
+        assert!(Addressing::is_from_to(body, "T1_U2_D3", "kefu-1"));
+        assert!(!Addressing::is_from_to(body, "T1_U9_D3", "kefu-1"));
+        assert!(!Addressing::is_from_to(body, "T1_U2_D3", "kefu-2"));
+        let two_targets = br#"{"target_type":"users","target":["kefu-1","x"],"from":"T1_U2_D3"}"#;
+        assert!(!Addressing::is_from_to(two_targets, "T1_U2_D3", "kefu-1"));
+        let a_group = br#"{"target_type":"chatgroups","target":["kefu-1"],"from":"T1_U2_D3"}"#;
+        assert!(!Addressing::is_from_to(a_group, "T1_U2_D3", "kefu-1"));
+        assert!(!Addressing::is_from_to(b"not json", "T1_U2_D3", "kefu-1"));
+    }
 
     fn visitor() -> VisitorInfo {
         VisitorInfo {

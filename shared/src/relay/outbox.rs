@@ -29,6 +29,7 @@ use serde_json::Value;
 use crate::bridge::Bridge;
 use crate::clock::{now_epoch_millis, spread_bytes};
 use crate::dynamo::DynamoError;
+use crate::easemob::message::Addressing;
 use crate::lambda::Function;
 use crate::relay::outcome::{self, DeadLetterCause, FailureKind, LogIds, Outcome, Place};
 use crate::relay::pipeline::{remaining, Failure, Recipient, Stop, Stopped};
@@ -63,9 +64,6 @@ const RECOVERY_EVERY_SECS: i64 = 60;
 /// Conversations a recovery brings forward at once (a conditional update
 /// and a wake-up each).
 const BRING_FORWARD_AT_ONCE: usize = 16;
-/// Waiting messages (keys and times only, ~100 bytes each) a recovery reads
-/// per page: a whole 5,000-message backlog in five pages.
-const RECOVERY_PAGE: i32 = 1_000;
 /// One conversation's messages read at a time: payloads are up to 350 KB
 /// ([`MAX_PAYLOAD_BYTES`]), and a drain sends only a few within its budget.
 const MESSAGE_PAGE: i32 = 10;
@@ -780,7 +778,7 @@ async fn bring_forward_after_recovery(bridge: &Bridge, direction: Direction, dea
     while remaining(deadline) >= SEND_ALLOWANCE {
         let page = match bridge
             .store
-            .waiting_conversations(direction, after.as_deref(), RECOVERY_PAGE)
+            .waiting_conversations(direction, after.as_deref(), WAITING_PAGE)
             .await
         {
             Ok(page) => page,
@@ -884,6 +882,25 @@ async fn deliver(bridge: &Bridge, item: &OutboxItem, deadline: Instant) -> Deliv
     };
     match item.direction {
         Direction::ToKefu => {
+            // A stored body names its sender and recipient itself: send it
+            // only as this conversation's visitor, to this service number.
+            let from = visitor.to_string();
+            let service = &bridge.config.easemob_im_service_number;
+            let skip = item.parts_done as usize;
+            if let Some(index) = item
+                .parts
+                .iter()
+                .skip(skip)
+                .position(|part| !Addressing::is_from_to(part.as_bytes(), &from, service))
+            {
+                return permanent(
+                    FailureKind::KefuRejected,
+                    format!(
+                        "stored part {} is not a message from {from} to the service number",
+                        skip + index + 1
+                    ),
+                );
+            }
             let mut kefu = KefuVisitor {
                 workspace: &item.workspace,
                 visitor: &visitor,
