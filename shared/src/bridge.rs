@@ -86,9 +86,8 @@ pub(crate) struct Memo {
     /// Kefu routes and notice language, by workspace partition key.
     pub routes: TtlCache<String, Vec<crate::store::Route>>,
     pub notice_languages: TtlCache<String, crate::store::NoticeLanguage>,
-    /// Per direction, when this instance last saw its recovery marked (by
-    /// itself or another; clock epoch s): no look at the table again for a
-    /// minute (relay/outbox.rs).
+    /// Per direction, when this instance last asked to mark a recovery
+    /// (clock epoch s): not again for ten seconds (relay/outbox.rs).
     pub recoveries: TtlCache<crate::store::Direction, i64>,
 }
 

@@ -99,3 +99,35 @@ async fn a_conversation_told_to_wait_by_retry_after_keeps_its_wait() {
     assert_eq!(c.next_attempt_at, told);
     assert!(c.next_attempt_at > app.clock.epoch_secs() + 500);
 }
+
+/// Each outage gets its recovery, however soon after the last one: what
+/// allows a sweep is a failure since the last sweep, not the clock.
+#[tokio::test]
+async fn an_outage_soon_after_a_recovery_is_recovered_from_too() {
+    let (app, _queue) = app().await;
+    // A first short outage and its recovery (the sweep finds nothing else).
+    app.easemob.fail_once("messages", Fault::Status(503));
+    says(&app, "U0BACKC", "EvC0", "first outage").await;
+    app.clock.advance(FIRST_RETRY_MAX_SECS);
+    assert_eq!(app.drain(Direction::ToKefu).await.delivered, 1);
+
+    // Seconds later (32 s in all), a second outage: B backs off 16–32 s,
+    // A a little.
+    app.easemob.fail_always("messages", Fault::Status(503));
+    says(&app, "U0BACKB", "EvB5", "from B").await;
+    for attempt in 1..3 {
+        app.clock.advance(FIRST_RETRY_MAX_SECS << (attempt - 1));
+        assert_eq!(app.drain(Direction::ToKefu).await.retried_later, 1);
+    }
+    says(&app, "U0BACKA", "EvA5", "from A").await;
+    app.easemob.heal();
+    app.clock.advance(FIRST_RETRY_MAX_SECS);
+    let now = app.clock.epoch_secs();
+
+    assert!(head_of(&app.waiting(Direction::ToKefu).await, "U0BACKB").next_attempt_at > now);
+
+    // A's retry goes through: B is brought forward again.
+    assert_eq!(app.drain(Direction::ToKefu).await.delivered, 1);
+    let b = head_of(&app.waiting(Direction::ToKefu).await, "U0BACKB");
+    assert!(b.next_attempt_at <= now, "{b:?}");
+}

@@ -58,9 +58,10 @@ const LEASE_SECS: i64 = 60;
 /// the drain pages through the conversations, so neither its memory nor
 /// the time before its first send grows with the backlog.
 const WAITING_PAGE: i32 = 100;
-/// A recovery brings waiting conversations forward at most this often per
-/// direction (docs/design.md §2 "Recovery").
-const RECOVERY_EVERY_SECS: i64 = 60;
+/// A recovery brings waiting conversations forward once per outage, and
+/// never twice within this long in one direction (docs/design.md §2
+/// "Recovery"): a flapping service is not retried in a storm.
+const RECOVERY_GAP_SECS: i64 = 10;
 /// Conversations a recovery brings forward at once (a conditional update
 /// and a wake-up each).
 const BRING_FORWARD_AT_ONCE: usize = 16;
@@ -711,6 +712,7 @@ async fn drain_item(
                     tracing::error!(%error, visitor, "outbox_progress_not_recorded");
                     return ItemOutcome::StopDrain;
                 }
+                note_failure(bridge, direction).await;
                 wake_at(bridge, direction, &item.workspace, visitor, next).await;
                 // Later messages of this conversation wait behind it.
                 return ItemOutcome::ConversationWaits;
@@ -740,6 +742,16 @@ async fn drain_item(
     ItemOutcome::Settled { seq: item.seq }
 }
 
+/// Notes a transient failure of `direction`'s other side, so that the next
+/// retry to go through brings the waiting conversations forward (best
+/// effort: without it they keep their backoff).
+pub(crate) async fn note_failure(bridge: &Bridge, direction: Direction) {
+    let now = bridge.clock.epoch_secs();
+    if let Err(error) = bridge.store.mark_failure(direction, now).await {
+        tracing::warn!(direction = direction.tag(), %error, "outbox_failure_not_noted");
+    }
+}
+
 /// After a retry succeeded, the other side is back: every other waiting
 /// conversation of `direction` that is backing off is made due now and its
 /// drain woken, so the backlog goes out at once rather than each
@@ -750,18 +762,19 @@ async fn drain_item(
 async fn bring_forward_after_recovery(bridge: &Bridge, direction: Direction, deadline: Instant) {
     let started = Instant::now();
     let now = bridge.clock.epoch_secs();
-    let memory = Duration::from_secs(RECOVERY_EVERY_SECS as u64);
+    // A whole backlog of retries succeeding one after another asks the
+    // table once per instance and gap, not once per message.
+    let memory = Duration::from_secs(RECOVERY_GAP_SECS as u64);
     if let Some(at) = bridge.memo.recoveries.get(&direction, memory) {
-        if now - at < RECOVERY_EVERY_SECS {
+        if now - at < RECOVERY_GAP_SECS {
             return;
         }
     }
     let marked = bridge
         .store
-        .mark_recovery(direction, now, RECOVERY_EVERY_SECS)
+        .mark_recovery(direction, now, RECOVERY_GAP_SECS)
         .await;
     if marked.is_ok() {
-        // Marked by this instance or, within the minute, another.
         bridge.memo.recoveries.put(direction, now);
     }
     match marked {

@@ -451,6 +451,7 @@ impl<R: Recipient> Later<'_, R> {
                 new.next_attempt_at = outbox::retry_at(now, 1, *retry_after);
                 new.not_before = outbox::not_before(now, *retry_after);
                 new.last_error = Some(detail.clone());
+                outbox::note_failure(bridge, R::DIRECTION).await;
                 outbox::queue(bridge, new).await
             }
             Some(Failure::Permanent { reason, .. }) => {

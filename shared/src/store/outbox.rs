@@ -684,28 +684,45 @@ impl Store {
         Ok(())
     }
 
-    /// Marks that `direction`'s other side answered again after failures,
-    /// at most once per `every_secs` across all instances (a conditional
-    /// write): true for the one caller that should bring the waiting
-    /// conversations forward (docs/design.md §2 "Recovery").
+    /// Notes that `direction`'s other side failed a send just now (a
+    /// transient failure): the next recovery has something to recover from.
+    pub async fn mark_failure(&self, direction: Direction, now: i64) -> Result<(), DynamoError> {
+        self.db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(RECOVERY_PK, direction.tag())))
+            .update_expression("SET failed_at = :now, expires_at = :expires")
+            .expression_attribute_values(":now", num_attr(now))
+            .expression_attribute_values(":expires", num_attr(now + 24 * 3_600))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Marks that `direction`'s other side answered again: true for the one
+    /// caller across all instances that should bring the waiting
+    /// conversations forward — when a failure was noted since the last
+    /// recovery, and that one is at least `gap_secs` old (a conditional
+    /// write; docs/design.md §2 "Recovery"). Once per outage, however soon
+    /// the next one comes.
     pub async fn mark_recovery(
         &self,
         direction: Direction,
         now: i64,
-        every_secs: i64,
+        gap_secs: i64,
     ) -> Result<bool, DynamoError> {
-        let mut record = Self::key(RECOVERY_PK, direction.tag());
-        record.extend([
-            ("recovered_at".into(), num_attr(now)),
-            ("expires_at".into(), num_attr(now + 24 * 3_600)),
-        ]);
         let result = self
             .db
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(record))
-            .condition_expression("attribute_not_exists(pk) OR recovered_at <= :since")
-            .expression_attribute_values(":since", num_attr(now - every_secs))
+            .set_key(Some(Self::key(RECOVERY_PK, direction.tag())))
+            .update_expression("SET recovered_at = :now")
+            .condition_expression(
+                "attribute_exists(failed_at) AND (attribute_not_exists(recovered_at) \
+                 OR (recovered_at < failed_at AND recovered_at <= :since))",
+            )
+            .expression_attribute_values(":now", num_attr(now))
+            .expression_attribute_values(":since", num_attr(now - gap_secs))
             .send()
             .await;
         condition_held(result.map_err(DynamoError::from))
