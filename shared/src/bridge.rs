@@ -86,9 +86,11 @@ pub(crate) struct Memo {
     /// Kefu routes and notice language, by workspace partition key.
     pub routes: TtlCache<String, Vec<crate::store::Route>>,
     pub notice_languages: TtlCache<String, crate::store::NoticeLanguage>,
-    /// Per direction, when this instance last asked to mark a recovery
-    /// (clock epoch s): not again for ten seconds (relay/outbox.rs).
+    /// Per direction, when this instance last asked to mark a recovery,
+    /// and last noted a failure (clock epoch s): not again for a few
+    /// seconds (relay/outbox.rs).
     pub recoveries: TtlCache<crate::store::Direction, i64>,
+    pub failures_noted: TtlCache<crate::store::Direction, i64>,
 }
 
 impl Bridge {
@@ -268,6 +270,14 @@ impl Bridge {
         current: Installation,
         used: Secret,
     ) -> Result<Option<Installation>, DynamoError> {
+        if self.config.slack_client_id.is_empty()
+            || self.config.slack_client_secret.expose().is_empty()
+        {
+            // The deployment gave this function no app credentials.
+            tracing::error!(workspace = key.id(), "token_rotation_not_configured");
+            self.give_back_rotation_lease(key, &used).await;
+            return Ok(Some(current));
+        }
         let answer = self
             .slack
             .oauth_v2_access::<OAuthV2Access>(

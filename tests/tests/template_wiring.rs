@@ -483,7 +483,9 @@ fn api_access_logs_are_json_lines_without_bodies_and_tracing_is_a_parameter() {
 /// the obvious others (the pattern is anchored and starts with the scheme,
 /// optionally inside a group that may be empty).
 fn https_only(pattern: &str) -> bool {
-    pattern.starts_with("^https://") || pattern.starts_with("^(https://")
+    (pattern.starts_with("^https://") || pattern.starts_with("^(https://"))
+        && !pattern.contains("http:")
+        && !pattern.contains('|')
 }
 
 #[test]

@@ -68,11 +68,12 @@ impl Addressing {
         serde_json::from_slice(body).ok()
     }
 
-    /// True when `body` is a message from `from` to `service_number` alone.
+    /// True when `body` is a message from `from` to `service_number` alone
+    /// (Easemob user names ignore case, as the callback check does).
     pub fn is_from_to(body: &[u8], from: &str, service_number: &str) -> bool {
         Self::of(body).is_some_and(|addressing| {
             addressing.target_type == "users"
-                && addressing.target == [service_number]
+                && matches!(addressing.target.as_slice(), [only] if only.eq_ignore_ascii_case(service_number))
                 && addressing.from == from
         })
     }
@@ -148,6 +149,7 @@ mod tests {
         assert!(Addressing::is_from_to(body, "T1_U2_D3", "kefu-1"));
         assert!(!Addressing::is_from_to(body, "T1_U9_D3", "kefu-1"));
         assert!(!Addressing::is_from_to(body, "T1_U2_D3", "kefu-2"));
+        assert!(Addressing::is_from_to(body, "T1_U2_D3", "KEFU-1"));
         let two_targets = br#"{"target_type":"users","target":["kefu-1","x"],"from":"T1_U2_D3"}"#;
         assert!(!Addressing::is_from_to(two_targets, "T1_U2_D3", "kefu-1"));
         let a_group = br#"{"target_type":"chatgroups","target":["kefu-1"],"from":"T1_U2_D3"}"#;

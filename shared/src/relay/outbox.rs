@@ -59,9 +59,19 @@ const LEASE_SECS: i64 = 60;
 /// the time before its first send grows with the backlog.
 const WAITING_PAGE: i32 = 100;
 /// A recovery brings waiting conversations forward once per outage, and
-/// never twice within this long in one direction (docs/design.md §2
-/// "Recovery"): a flapping service is not retried in a storm.
-const RECOVERY_GAP_SECS: i64 = 10;
+/// only after this long without a failure in its direction (docs/design.md
+/// §2 "Recovery"): a service still failing in part — a quota, one
+/// workspace's errors, a flapping host — keeps everyone's backoff.
+const RECOVERY_QUIET_SECS: i64 = 15;
+/// An instance asks the table whether to recover at most this often (a
+/// backlog's retries succeed one after another).
+const RECOVERY_ASK_EVERY_SECS: i64 = 5;
+/// A rate limit without `Retry-After` holds recoveries off this long
+/// (Easemob's message quota is per minute).
+const RATE_LIMIT_HOLD_SECS: i64 = 60;
+/// The part of its invocation a recovery may spend bringing conversations
+/// forward; those it does not reach keep their own time.
+const RECOVERY_BUDGET: Duration = Duration::from_secs(2);
 /// Conversations a recovery brings forward at once (a conditional update
 /// and a wake-up each).
 const BRING_FORWARD_AT_ONCE: usize = 16;
@@ -662,8 +672,8 @@ async fn drain_item(
                 tell(Outcome::Delivered { latency: None }, None);
                 summary.delivered += 1;
                 let finished = bridge.store.finish_outbox_item(&item).await;
-                if item.attempts > 0 {
-                    // A retry went through: the other side is back.
+                if item.attempts > 0 && finished.is_ok() {
+                    // A retry went through: the other side may be back.
                     bring_forward_after_recovery(bridge, direction, deadline).await;
                 }
                 finished
@@ -712,7 +722,7 @@ async fn drain_item(
                     tracing::error!(%error, visitor, "outbox_progress_not_recorded");
                     return ItemOutcome::StopDrain;
                 }
-                note_failure(bridge, direction).await;
+                note_failure(bridge, direction, kind, retry_after).await;
                 wake_at(bridge, direction, &item.workspace, visitor, next).await;
                 // Later messages of this conversation wait behind it.
                 return ItemOutcome::ConversationWaits;
@@ -742,37 +752,63 @@ async fn drain_item(
     ItemOutcome::Settled { seq: item.seq }
 }
 
-/// Notes a transient failure of `direction`'s other side, so that the next
-/// retry to go through brings the waiting conversations forward (best
-/// effort: without it they keep their backoff).
-pub(crate) async fn note_failure(bridge: &Bridge, direction: Direction) {
+/// Notes a transient failure of `direction`'s other side (docs/design.md
+/// §2 "Recovery"): the next retry to go through after a quiet spell brings
+/// the waiting conversations forward, and a rate limit holds that off until
+/// its `Retry-After` (or a minute) has passed. Best effort, and written at
+/// most once a second per instance unless it carries a rate limit.
+pub(crate) async fn note_failure(
+    bridge: &Bridge,
+    direction: Direction,
+    kind: FailureKind,
+    retry_after: Option<u64>,
+) {
+    if kind == FailureKind::StoreUnavailable {
+        // Our own table, not the other side.
+        return;
+    }
     let now = bridge.clock.epoch_secs();
-    if let Err(error) = bridge.store.mark_failure(direction, now).await {
-        tracing::warn!(direction = direction.tag(), %error, "outbox_failure_not_noted");
+    let hold_until = kind
+        .is_rate_limit()
+        .then(|| not_before(now, retry_after).unwrap_or(now + RATE_LIMIT_HOLD_SECS));
+    let noted_lately = bridge
+        .memo
+        .failures_noted
+        .get(&direction, Duration::from_secs(1))
+        .is_some_and(|at| at == now);
+    if noted_lately && hold_until.is_none() {
+        return;
+    }
+    match bridge.store.mark_failure(direction, now, hold_until).await {
+        Ok(()) => bridge.memo.failures_noted.put(direction, now),
+        Err(error) => {
+            tracing::warn!(direction = direction.tag(), %error, "outbox_failure_not_noted")
+        }
     }
 }
 
-/// After a retry succeeded, the other side is back: every other waiting
-/// conversation of `direction` that is backing off is made due now and its
-/// drain woken, so the backlog goes out at once rather than each
-/// conversation sitting out its backoff (up to 15 min) — at most once a
-/// minute per direction across instances, and never against the other
-/// side's `Retry-After` (docs/design.md §2 "Recovery"). Within the
-/// invocation's deadline; what it does not reach waits for its own time.
+/// After a retry succeeded, the other side may be back: when no failure
+/// came for a while and none is held off by a rate limit, every other
+/// waiting conversation of `direction` that is backing off is made due now
+/// and its drain woken, so the backlog goes out at once rather than each
+/// conversation sitting out its backoff (up to 15 min) — once per outage
+/// across instances, never against a `Retry-After` (docs/design.md §2
+/// "Recovery"). Within [`RECOVERY_BUDGET`] of the invocation; what it does
+/// not reach keeps its own time.
 async fn bring_forward_after_recovery(bridge: &Bridge, direction: Direction, deadline: Instant) {
     let started = Instant::now();
+    let until =
+        (started + RECOVERY_BUDGET).min(deadline.checked_sub(SEND_ALLOWANCE).unwrap_or(started));
     let now = bridge.clock.epoch_secs();
-    // A whole backlog of retries succeeding one after another asks the
-    // table once per instance and gap, not once per message.
-    let memory = Duration::from_secs(RECOVERY_GAP_SECS as u64);
-    if let Some(at) = bridge.memo.recoveries.get(&direction, memory) {
-        if now - at < RECOVERY_GAP_SECS {
+    let asked = Duration::from_secs(RECOVERY_ASK_EVERY_SECS as u64);
+    if let Some(at) = bridge.memo.recoveries.get(&direction, asked) {
+        if now - at < RECOVERY_ASK_EVERY_SECS {
             return;
         }
     }
     let marked = bridge
         .store
-        .mark_recovery(direction, now, RECOVERY_GAP_SECS)
+        .mark_recovery(direction, now, RECOVERY_QUIET_SECS)
         .await;
     if marked.is_ok() {
         bridge.memo.recoveries.put(direction, now);
@@ -788,7 +824,7 @@ async fn bring_forward_after_recovery(bridge: &Bridge, direction: Direction, dea
     let mut brought = 0;
     let mut after: Option<String> = None;
     let mut complete = false;
-    while remaining(deadline) >= SEND_ALLOWANCE {
+    while Instant::now() < until {
         let page = match bridge
             .store
             .waiting_conversations(direction, after.as_deref(), WAITING_PAGE)
@@ -800,13 +836,13 @@ async fn bring_forward_after_recovery(bridge: &Bridge, direction: Direction, dea
                 break;
             }
         };
-        // A conversation continued from the last page starts with a message
-        // that is not its first: only first messages back off.
+        // A page ends after a whole conversation, so each conversation
+        // here starts with its first waiting message: the one that backs off.
         let backing_off: Vec<_> = page
             .conversations
             .iter()
-            .filter(|c| c.head_next_attempt_at > now && Some(&c.visitor) != after.as_ref())
-            .map(|c| bring_one_forward(bridge, direction, c, now))
+            .filter(|c| c.head_next_attempt_at > now)
+            .map(|c| bring_one_forward(bridge, direction, c, now, until))
             .collect();
         brought += stream::iter(backing_off)
             .buffer_unordered(BRING_FORWARD_AT_ONCE)
@@ -816,7 +852,7 @@ async fn bring_forward_after_recovery(bridge: &Bridge, direction: Direction, dea
         match page.conversations.last() {
             Some(last) if page.more => after = Some(last.visitor.clone()),
             _ => {
-                complete = true;
+                complete = Instant::now() < until;
                 break;
             }
         }
@@ -830,14 +866,19 @@ async fn bring_forward_after_recovery(bridge: &Bridge, direction: Direction, dea
     );
 }
 
-/// One backing-off conversation made due now and its drain woken; false
-/// when it changed meanwhile or must wait for its `Retry-After`.
+/// One backing-off conversation made due now and its drain woken, unless
+/// the recovery's time is up; false when it was not (out of time, changed
+/// meanwhile, or waiting for its own `Retry-After`).
 async fn bring_one_forward(
     bridge: &Bridge,
     direction: Direction,
     conversation: &WaitingConversation,
     now: i64,
+    until: Instant,
 ) -> bool {
+    if Instant::now() >= until {
+        return false;
+    }
     let brought = bridge
         .store
         .bring_forward(

@@ -90,6 +90,14 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// The other side asked for less traffic (429, or Easemob's quota).
+    pub fn is_rate_limit(self) -> bool {
+        matches!(
+            self,
+            FailureKind::KefuRateLimited | FailureKind::SlackRateLimited
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             FailureKind::KefuUnavailable => "KefuUnavailable",

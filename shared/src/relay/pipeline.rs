@@ -443,15 +443,15 @@ impl<R: Recipient> Later<'_, R> {
         let stored = match &failure {
             None => outbox::queue(bridge, new).await,
             Some(Failure::Transient {
+                kind,
                 detail,
                 retry_after,
-                ..
             }) => {
                 new.attempts = 1;
                 new.next_attempt_at = outbox::retry_at(now, 1, *retry_after);
                 new.not_before = outbox::not_before(now, *retry_after);
                 new.last_error = Some(detail.clone());
-                outbox::note_failure(bridge, R::DIRECTION).await;
+                outbox::note_failure(bridge, R::DIRECTION, *kind, *retry_after).await;
                 outbox::queue(bridge, new).await
             }
             Some(Failure::Permanent { reason, .. }) => {

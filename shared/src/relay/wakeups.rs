@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 
@@ -23,71 +23,84 @@ use crate::wakeup::{WakeUp, WakeUpError};
 /// Drains the conversations `event`'s records name, for this function's
 /// `direction`, up to [`CONVERSATIONS_AT_ONCE`] at once like a scheduled
 /// drain: a batch of ten wake-ups is not ten conversations one after
-/// another. Two records naming one conversation are safe together: one
-/// takes its lease, the other finds it leased and is done.
+/// another. Records naming the same conversation (the wake-ups of messages
+/// queued behind one another share its time) are worked one after the
+/// other, so a later one still finds what an earlier drain left.
 pub async fn handle(
     bridge: &Bridge,
     direction: Direction,
     event: SqsEvent,
     deadline: Instant,
 ) -> Value {
+    let mut conversations: Vec<(WakeUp, Vec<String>)> = Vec::new();
+    for record in event.records {
+        let message_id = record.message_id.unwrap_or_default();
+        match read(direction, record.body.as_deref()) {
+            Ok(wake_up) => match conversations.iter_mut().find(|(w, _)| *w == wake_up) {
+                Some((_, ids)) => ids.push(message_id),
+                None => conversations.push((wake_up, vec![message_id])),
+            },
+            Err(error) => tracing::warn!(message_id, %error, "retry_wakeup_malformed"),
+        }
+    }
     // Built first, then streamed: a stream that maps with a borrowing
     // closure is not `Send` (rust-lang/rust#102211).
-    let records: Vec<_> = event
-        .records
-        .into_iter()
-        .map(|record| wake(bridge, direction, record, deadline))
+    let work: Vec<_> = conversations
+        .iter()
+        .map(|(wake_up, ids)| wake(bridge, wake_up, ids, deadline))
         .collect();
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = stream::iter(records)
+    let failed: Vec<Vec<String>> = stream::iter(work)
         .buffer_unordered(CONVERSATIONS_AT_ONCE)
-        .filter_map(|failure| async move { failure })
         .collect()
         .await;
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .flatten()
+        .map(|message_id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message_id;
+            failure
+        })
+        .collect();
     to_json(&response)
 }
 
-/// One record: its conversation drained; the record back when it must be
-/// seen again.
+/// One conversation's records in order: each drains it; those to be seen
+/// again are returned.
 async fn wake(
     bridge: &Bridge,
-    direction: Direction,
-    record: SqsMessage,
+    wake_up: &WakeUp,
+    message_ids: &[String],
     deadline: Instant,
-) -> Option<BatchItemFailure> {
-    let message_id = record.message_id.unwrap_or_default();
-    let wake_up = match read(direction, record.body.as_deref()) {
-        Ok(wake_up) => wake_up,
-        Err(error) => {
-            tracing::warn!(message_id, %error, "retry_wakeup_malformed");
-            return None;
+) -> Vec<String> {
+    let mut again = Vec::new();
+    for message_id in message_ids {
+        let (outcome, summary) = outbox::drain_one(
+            bridge,
+            wake_up.direction,
+            &wake_up.workspace,
+            &wake_up.visitor,
+            deadline,
+        )
+        .await;
+        tracing::info!(
+            message_id,
+            direction = wake_up.direction.tag(),
+            visitor = %wake_up.visitor,
+            delivered = summary.delivered,
+            retried_later = summary.retried_later,
+            dead_lettered = summary.dead_lettered,
+            not_due = summary.not_due,
+            leased_elsewhere = summary.leased_elsewhere,
+            unfinished = outcome == ConversationDrain::Unfinished,
+            "retry_wakeup"
+        );
+        if outcome == ConversationDrain::Unfinished {
+            again.push(message_id.clone());
         }
-    };
-    let (outcome, summary) = outbox::drain_one(
-        bridge,
-        direction,
-        &wake_up.workspace,
-        &wake_up.visitor,
-        deadline,
-    )
-    .await;
-    tracing::info!(
-        message_id,
-        direction = direction.tag(),
-        visitor = %wake_up.visitor,
-        delivered = summary.delivered,
-        retried_later = summary.retried_later,
-        dead_lettered = summary.dead_lettered,
-        not_due = summary.not_due,
-        leased_elsewhere = summary.leased_elsewhere,
-        unfinished = outcome == ConversationDrain::Unfinished,
-        "retry_wakeup"
-    );
-    (outcome == ConversationDrain::Unfinished).then(|| {
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = message_id;
-        failure
-    })
+    }
+    again
 }
 
 /// What a function that drains nothing answers an SQS event: nothing to see

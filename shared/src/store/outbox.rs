@@ -685,31 +685,48 @@ impl Store {
     }
 
     /// Notes that `direction`'s other side failed a send just now (a
-    /// transient failure): the next recovery has something to recover from.
-    pub async fn mark_failure(&self, direction: Direction, now: i64) -> Result<(), DynamoError> {
-        self.db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(RECOVERY_PK, direction.tag())))
-            .update_expression("SET failed_at = :now, expires_at = :expires")
-            .expression_attribute_values(":now", num_attr(now))
-            .expression_attribute_values(":expires", num_attr(now + 24 * 3_600))
-            .send()
-            .await?;
+    /// transient failure), and, for a rate limit, holds recoveries off until
+    /// `hold_until` (never shortening a longer hold).
+    pub async fn mark_failure(
+        &self,
+        direction: Direction,
+        now: i64,
+        hold_until: Option<i64>,
+    ) -> Result<(), DynamoError> {
+        let update = |set: &str| {
+            self.db
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(RECOVERY_PK, direction.tag())))
+                .update_expression(format!("SET failed_at = :now, expires_at = :expires{set}"))
+                .expression_attribute_values(":now", num_attr(now))
+                .expression_attribute_values(":expires", num_attr(now + 24 * 3_600))
+        };
+        if let Some(hold) = hold_until {
+            let held = update(", hold_until = :hold")
+                .condition_expression("attribute_not_exists(hold_until) OR hold_until < :hold")
+                .expression_attribute_values(":hold", num_attr(hold))
+                .send()
+                .await;
+            // A longer hold stands: the failure is still noted below.
+            if condition_held(held.map_err(DynamoError::from))? {
+                return Ok(());
+            }
+        }
+        update("").send().await?;
         Ok(())
     }
 
     /// Marks that `direction`'s other side answered again: true for the one
     /// caller across all instances that should bring the waiting
     /// conversations forward — when a failure was noted since the last
-    /// recovery, and that one is at least `gap_secs` old (a conditional
-    /// write; docs/design.md §2 "Recovery"). Once per outage, however soon
-    /// the next one comes.
+    /// recovery, none came in the last `quiet_secs`, and no rate limit holds
+    /// recoveries off (a conditional write; docs/design.md §2 "Recovery").
     pub async fn mark_recovery(
         &self,
         direction: Direction,
         now: i64,
-        gap_secs: i64,
+        quiet_secs: i64,
     ) -> Result<bool, DynamoError> {
         let result = self
             .db
@@ -718,11 +735,12 @@ impl Store {
             .set_key(Some(Self::key(RECOVERY_PK, direction.tag())))
             .update_expression("SET recovered_at = :now")
             .condition_expression(
-                "attribute_exists(failed_at) AND (attribute_not_exists(recovered_at) \
-                 OR (recovered_at < failed_at AND recovered_at <= :since))",
+                "failed_at <= :quiet \
+                 AND (attribute_not_exists(recovered_at) OR recovered_at < failed_at) \
+                 AND (attribute_not_exists(hold_until) OR hold_until <= :now)",
             )
             .expression_attribute_values(":now", num_attr(now))
-            .expression_attribute_values(":since", num_attr(now - gap_secs))
+            .expression_attribute_values(":quiet", num_attr(now - quiet_secs))
             .send()
             .await;
         condition_held(result.map_err(DynamoError::from))
