@@ -14,10 +14,13 @@ pub struct InstallationRow {
     /// The workspace id (`T…`, or `E…` for an org-wide install): what
     /// `routes` takes.
     pub workspace: String,
+    /// The Slack team id (absent for an org-wide install).
+    pub team_id: Option<String>,
     pub team_name: Option<String>,
     pub enterprise_id: Option<String>,
     pub enterprise_name: Option<String>,
     pub app_id: String,
+    pub bot_id: String,
     pub bot_user_id: String,
     pub scopes: Vec<String>,
     pub installed_by: Option<String>,
@@ -32,10 +35,12 @@ impl From<&Installation> for InstallationRow {
     fn from(installation: &Installation) -> Self {
         Self {
             workspace: installation.key.id().to_string(),
+            team_id: installation.team_id.clone(),
             team_name: installation.team_name.clone(),
             enterprise_id: installation.enterprise_id.clone(),
             enterprise_name: installation.enterprise_name.clone(),
             app_id: installation.app_id.clone(),
+            bot_id: installation.bot_id.clone(),
             bot_user_id: installation.bot_user_id.clone(),
             scopes: installation.scopes.clone(),
             installed_by: installation.installed_by.clone(),

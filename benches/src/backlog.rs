@@ -1,9 +1,10 @@
 //! The backlog benchmark (`bridge-benches --backlog`, issue "Delivery at
 //! scale", its "Measure" section): Kefu is down while thousands of Slack
-//! messages arrive, then it recovers, and we time how the outbox drains.
+//! messages arrive, then it recovers, and we time how the outbox drains;
+//! then the same with Slack down while agents answer ([`Side`]).
 //!
-//! The bridge runs as AWS runs it: the release `slack-events` binary under
-//! the Lambda Runtime API emulator, several instances answering API Gateway
+//! The bridge runs as AWS runs it: the release binary of the function that
+//! receives and drains that direction under the Lambda Runtime API emulator, several instances answering API Gateway
 //! events, up to [`WAKEUP_CONCURRENCY`] instances taking the SQS wake-ups
 //! from the real (local) queue its `RETRY_QUEUE_URL` names — received,
 //! handed over as SQS events and deleted the way Lambda's event source does,
@@ -19,16 +20,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use bridge_tests::app::{event_callback, local_env, user_message};
+use bridge_tests::callback_kit::agent_message;
 use bridge_tests::dynamo_proxy::{CountingProxy, Tally};
 use bridge_tests::fake_server::Fault;
 use bridge_tests::fake_sqs::FakeSqs;
 use bridge_tests::local_sqs;
-use bridge_tests::runtime_emulator::{LambdaProcess, Outcome};
+use bridge_tests::runtime_emulator::{apigw_event, LambdaProcess, Outcome};
 use bridge_tests::TestApp;
 use kefu_bridge::clock::now_epoch_secs;
 use kefu_bridge::store::Direction;
@@ -88,6 +90,123 @@ impl Default for BacklogOptions {
     }
 }
 
+/// The side that is down: Kefu while customers write (drained by
+/// `slack-events`), or Slack while agents answer (drained by
+/// `easemob-callback`). Everything else about the run is the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Side {
+    #[default]
+    Kefu,
+    Slack,
+}
+
+impl Side {
+    pub const BOTH: [Side; 2] = [Side::Kefu, Side::Slack];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Kefu => "Kefu",
+            Side::Slack => "Slack",
+        }
+    }
+
+    fn direction(self) -> Direction {
+        match self {
+            Side::Kefu => Direction::ToKefu,
+            Side::Slack => Direction::ToSlack,
+        }
+    }
+
+    /// The function that receives the messages and drains them.
+    fn binary(self) -> &'static str {
+        match self {
+            Side::Kefu => "slack-events",
+            Side::Slack => "easemob-callback",
+        }
+    }
+
+    /// Who writes the messages, and the fake's route that takes them.
+    fn senders(self) -> &'static str {
+        match self {
+            Side::Kefu => "Slack messages",
+            Side::Slack => "agent replies (Easemob callbacks)",
+        }
+    }
+
+    fn route(self) -> &'static str {
+        match self {
+            Side::Kefu => "messages",
+            Side::Slack => "chat.postMessage",
+        }
+    }
+
+    fn speed(self) -> Duration {
+        match self {
+            Side::Kefu => EASEMOB_SEND,
+            Side::Slack => SLACK_POST,
+        }
+    }
+
+    /// The fake of this side answers `fault` from now on.
+    fn set(self, app: &TestApp, fault: Fault) {
+        match self {
+            Side::Kefu => app.easemob.fail_always(self.route(), fault),
+            Side::Slack => app.slack.fail_always(self.route(), fault),
+        }
+    }
+
+    fn fail_once(self, app: &TestApp, fault: Fault) {
+        match self {
+            Side::Kefu => app.easemob.fail_once(self.route(), fault),
+            Side::Slack => app.slack.fail_once(self.route(), fault),
+        }
+    }
+
+    /// Healthy again, at a realistic speed.
+    fn heal(self, app: &TestApp) {
+        self.set(app, Fault::Slow(self.speed()));
+    }
+
+    /// Message `index` of `conversation`, as API Gateway hands it over.
+    fn event(self, conversation: usize, index: usize) -> Value {
+        match self {
+            Side::Kefu => message_event(conversation, index),
+            Side::Slack => reply_event(conversation, index),
+        }
+    }
+
+    /// Texts the fake of this side accepted, from the `from`-th on.
+    fn accepted_since(self, app: &TestApp, from: usize) -> Vec<String> {
+        match self {
+            Side::Kefu => {
+                let state = app.easemob.state.lock().unwrap_or_else(|p| p.into_inner());
+                state
+                    .messages
+                    .get(from..)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|m| m["msg"]["msg"].as_str().map(str::to_string))
+                    .collect()
+            }
+            Side::Slack => app
+                .slack
+                .posts()
+                .get(from..)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| p["text"].as_str().map(str::to_string))
+                .collect(),
+        }
+    }
+
+    fn accepted(self, app: &TestApp) -> usize {
+        match self {
+            Side::Kefu => app.easemob.messages().len(),
+            Side::Slack => app.slack.posts().len(),
+        }
+    }
+}
+
 /// One invocation of a draining instance.
 #[derive(Debug, Clone)]
 struct Invocation {
@@ -131,6 +250,7 @@ pub struct WakeUpLog {
 /// Everything measured.
 #[derive(Debug, Clone, Default)]
 pub struct BacklogResult {
+    pub side: Side,
     pub date: String,
     pub messages: usize,
     pub conversations: usize,
@@ -222,23 +342,8 @@ impl Stage {
         })
     }
 
-    async fn spawn(&self, binary: &Path) -> Arc<LambdaProcess> {
-        Arc::new(LambdaProcess::spawn(binary, "slack-events", &self.env).await)
-    }
-
-    /// Messages the fake Kefu accepted from index `from` on.
-    fn accepted_since(&self, from: usize) -> Vec<Value> {
-        let state = self
-            .app
-            .easemob
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        state
-            .messages
-            .get(from..)
-            .map(<[Value]>::to_vec)
-            .unwrap_or_default()
+    async fn spawn(&self, side: Side, binary: &Path) -> Arc<LambdaProcess> {
+        Arc::new(LambdaProcess::spawn(binary, side.binary(), &self.env).await)
     }
 }
 
@@ -247,14 +352,22 @@ impl Stage {
 /// ~20 requests/s at 90 % of a core here and slows as the queue grows, so
 /// a large backlog would measure moto rather than the bridge).
 async fn choose_sqs() -> Result<String, String> {
-    match std::env::var("AWS_ENDPOINT_URL_SQS") {
-        Ok(url) if !url.is_empty() => Ok(format!("the SQS at {url}")),
+    static CHOSEN: OnceLock<String> = OnceLock::new();
+    if let Some(chosen) = CHOSEN.get() {
+        return Ok(chosen.clone());
+    }
+    let chosen = match std::env::var("AWS_ENDPOINT_URL_SQS") {
+        Ok(url) if !url.is_empty() => format!("the SQS at {url}"),
         _ => {
             let fake = FakeSqs::start().await?;
-            local_sqs::use_endpoint(&fake.endpoint);
-            Ok("the benchmark's own SQS, `tests/src/fake_sqs.rs`".into())
+            if local_sqs::use_endpoint(&fake.endpoint) {
+                "the benchmark's own SQS, `tests/src/fake_sqs.rs`".into()
+            } else {
+                format!("the SQS at {}", local_sqs::endpoint())
+            }
         }
-    }
+    };
+    Ok(CHOSEN.get_or_init(|| chosen).clone())
 }
 
 /// The retry queue as template.yaml makes it: a standard queue with a
@@ -325,6 +438,31 @@ fn message_event(conversation: usize, index: usize) -> Value {
         &ts,
     );
     signed_slack_event(&event_callback(TEAM, &event_id, event).to_string())
+}
+
+/// Agent reply `index` to `conversation`, as API Gateway hands Easemob's
+/// callback to `easemob-callback`.
+fn reply_event(conversation: usize, index: usize) -> Value {
+    let visitor = format!("{TEAM}_{}_{}", user(conversation), channel(conversation));
+    // Easemob message ids are long decimal numbers.
+    let msg_id = format!(
+        "{}",
+        1_300_000_000_000_000_000u64 + (conversation * 100_000 + index) as u64
+    );
+    let callback = agent_message(
+        &visitor.to_lowercase(),
+        &msg_id,
+        json!([{ "type": "txt", "msg": text(conversation, index) }]),
+        fixtures::agent_ext(),
+    );
+    apigw_event(
+        "POST",
+        "/easemob/callback",
+        "",
+        &[("content-type", "application/json;charset=UTF-8")],
+        Some(&callback.to_string()),
+        false,
+    )
 }
 
 async fn status_of(process: &LambdaProcess, event: Value) -> Result<i64, String> {
@@ -426,14 +564,19 @@ async fn schedule(
 }
 
 /// Runs the scenario with the function binaries in `bins`.
-pub async fn run(options: &BacklogOptions, bins: &Path) -> Result<BacklogResult, String> {
+pub async fn run(
+    options: &BacklogOptions,
+    side: Side,
+    bins: &Path,
+) -> Result<BacklogResult, String> {
     let conversations = options.conversations.max(1);
     let per_conversation = options.messages.div_ceil(conversations).max(1);
     let messages = per_conversation * conversations;
-    let binary = bins.join("slack-events");
+    let binary = bins.join(side.binary());
     let sqs = choose_sqs().await?;
     let stage = Stage::start(conversations).await?;
     let mut result = BacklogResult {
+        side,
         sqs,
         date: utc(std::time::SystemTime::now()),
         messages,
@@ -447,7 +590,7 @@ pub async fn run(options: &BacklogOptions, bins: &Path) -> Result<BacklogResult,
     let mut drainers = Vec::new();
     let mut tasks = Vec::new();
     for _ in 0..WAKEUP_CONCURRENCY {
-        let process = stage.spawn(&binary).await;
+        let process = stage.spawn(side, &binary).await;
         drainers.push(process.clone());
         tasks.push(tokio::spawn(event_source(
             process,
@@ -459,22 +602,22 @@ pub async fn run(options: &BacklogOptions, bins: &Path) -> Result<BacklogResult,
     }
     let mut arrivals = Vec::new();
     for _ in 0..ARRIVAL_INSTANCES {
-        arrivals.push(stage.spawn(&binary).await);
+        arrivals.push(stage.spawn(side, &binary).await);
     }
 
     // A single failure with Kefu healthy: the wake-up, not the schedule
     // (not started yet), brings the retry.
     eprintln!("backlog: first retry after a single failure…");
-    result.first_retry = first_retry(&stage, &arrivals[0], conversations).await?;
-    let seen_before = stage.app.easemob.messages().len();
+    result.first_retry = first_retry(&stage, side, &arrivals[0], conversations).await?;
+    let seen_before = side.accepted(&stage.app);
 
     // The outage: every message goes to the outbox.
-    eprintln!("backlog: Kefu down, {messages} messages over {conversations} conversations…");
-    stage
-        .app
-        .easemob
-        .fail_always("messages", Fault::Status(503));
-    let scheduled = stage.spawn(&binary).await;
+    eprintln!(
+        "backlog: {} down, {messages} messages over {conversations} conversations…",
+        side.name()
+    );
+    side.set(&stage.app, Fault::Status(503));
+    let scheduled = stage.spawn(side, &binary).await;
     drainers.push(scheduled.clone());
     let outage_started = Instant::now();
     tasks.push(tokio::spawn(schedule(
@@ -492,7 +635,7 @@ pub async fn run(options: &BacklogOptions, bins: &Path) -> Result<BacklogResult,
             for index in 0..per_conversation {
                 for conversation in (slot..conversations).step_by(ARRIVAL_INSTANCES) {
                     let started = Instant::now();
-                    let status = status_of(&process, message_event(conversation, index)).await?;
+                    let status = status_of(&process, side.event(conversation, index)).await?;
                     if status != 200 {
                         return Err(format!(
                             "message {index} of conversation {conversation} answered {status}"
@@ -512,8 +655,11 @@ pub async fn run(options: &BacklogOptions, bins: &Path) -> Result<BacklogResult,
     result.arrival = outage_started.elapsed();
     result.arrival_dynamo_per_message =
         stage.proxy.tally().since(&before_arrival).calls() as f64 / messages as f64;
-    if stage.app.easemob.messages().len() != seen_before {
-        return Err("Kefu accepted messages while it was down".into());
+    if side.accepted(&stage.app) != seen_before {
+        return Err(format!(
+            "{} accepted messages while it was down",
+            side.name()
+        ));
     }
 
     // Recovery.
@@ -521,17 +667,15 @@ pub async fn run(options: &BacklogOptions, bins: &Path) -> Result<BacklogResult,
         .app
         .bridge
         .store
-        .outbox(Direction::ToKefu)
+        .outbox(side.direction())
         .await
         .map_err(|e| format!("reading the outbox: {e}"))?;
-    stage
-        .app
-        .easemob
-        .fail_always("messages", Fault::Slow(EASEMOB_SEND));
+    side.heal(&stage.app);
     let recovered = Instant::now();
     let recovered_at = now_epoch_secs();
     eprintln!(
-        "backlog: Kefu back after {:.1} s; {} messages wait; draining…",
+        "backlog: {} back after {:.1} s; {} messages wait; draining…",
+        side.name(),
         result.arrival.as_secs_f64(),
         outbox.len()
     );
@@ -568,12 +712,11 @@ pub async fn run(options: &BacklogOptions, bins: &Path) -> Result<BacklogResult,
     let mut progress = Instant::now();
     while delivered.len() < expected.len() && recovered.elapsed() < options.limit {
         tokio::time::sleep(WATCH_EVERY).await;
-        let new = stage.accepted_since(read);
+        let new = side.accepted_since(&stage.app, read);
         read += new.len();
         let at = Instant::now();
         for message in new {
-            let Some((conversation, index)) = message["msg"]["msg"].as_str().and_then(parse_text)
-            else {
+            let Some((conversation, index)) = parse_text(&message) else {
                 continue;
             };
             seen.push(Seen {
@@ -603,8 +746,8 @@ pub async fn run(options: &BacklogOptions, bins: &Path) -> Result<BacklogResult,
         .map(|at| at - recovered);
     // A moment for a late duplicate to show.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    for message in stage.accepted_since(read) {
-        if let Some((conversation, index)) = message["msg"]["msg"].as_str().and_then(parse_text) {
+    for message in side.accepted_since(&stage.app, read) {
+        if let Some((conversation, index)) = parse_text(&message) {
             seen.push(Seen {
                 at: Instant::now(),
                 conversation,
@@ -657,28 +800,29 @@ pub async fn run(options: &BacklogOptions, bins: &Path) -> Result<BacklogResult,
     Ok(result)
 }
 
-/// One message in a conversation of its own, one 503, then Kefu healthy:
-/// from the answer to Slack (the message is in the outbox) to its arrival
-/// at the fake Kefu.
+/// One message in a conversation of its own, one 503, then the side
+/// healthy: from the answer to the sender (the message is in the outbox) to
+/// its arrival at the fake.
 async fn first_retry(
     stage: &Stage,
+    side: Side,
     process: &LambdaProcess,
     conversation: usize,
 ) -> Result<Option<Duration>, String> {
-    stage.app.easemob.fail_once("messages", Fault::Status(503));
-    let status = status_of(process, message_event(conversation, 0)).await?;
+    side.fail_once(&stage.app, Fault::Status(503));
+    let status = status_of(process, side.event(conversation, 0)).await?;
     let failed_at = Instant::now();
     if status != 200 {
         return Err(format!("first-retry message answered {status}"));
     }
-    let waiting = stage.app.waiting(Direction::ToKefu).await.len();
+    let waiting = stage.app.waiting(side.direction()).await.len();
     if waiting != 1 {
         return Err(format!("first-retry message: {waiting} waiting, not 1"));
     }
     let wanted = text(conversation, 0);
     while failed_at.elapsed() < SCHEDULE_EVERY {
         tokio::time::sleep(WATCH_EVERY).await;
-        if stage.app.easemob.texts().contains(&wanted) {
+        if side.accepted_since(&stage.app, 0).contains(&wanted) {
             return Ok(Some(failed_at.elapsed()));
         }
     }
@@ -795,29 +939,40 @@ fn spread(values: &[Duration]) -> String {
     )
 }
 
+/// The "## Backlog" section of BENCHMARKS.md: one part per side that was
+/// down.
+pub fn markdown(results: &[BacklogResult]) -> String {
+    let parts: Vec<String> = results.iter().map(BacklogResult::markdown).collect();
+    format!("{HEADING}\n\n{}", parts.join("\n"))
+}
+
 impl BacklogResult {
-    /// The "## Backlog" section of BENCHMARKS.md.
+    /// This run's part of the "## Backlog" section.
     pub fn markdown(&self) -> String {
         let mut md = String::new();
         let w = &mut md;
         let per_conversation = self.messages / self.conversations.max(1);
-        let _ = writeln!(w, "{HEADING}\n");
+        let side = self.side.name();
+        let _ = writeln!(w, "### {side} down, then back\n");
         let _ = writeln!(
             w,
-            "Written by `scripts/bench --backlog` on {}. Kefu down (the fake Easemob answers \
-             503 to every message send) while {} Slack messages arrive across {} \
-             conversations ({} each, in order per conversation) through {} `slack-events` \
-             instances; then Kefu recovers. Release binaries under the Lambda Runtime API \
-             emulator: {} instances take the SQS wake-ups from the local queue \
+            "Written by `scripts/bench --backlog` on {}. {side} down (its fake answers 503 to \
+             every `{}`) while {} {} arrive across {} conversations ({} each, in order per \
+             conversation) through {} `{}` instances; then {side} recovers. Release binaries \
+             under the Lambda Runtime API emulator: {} instances take the SQS wake-ups from \
+             the local queue \
              `RETRY_QUEUE_URL` names ({}; batches of {}, visibility {} s, dead-letter \
              queue after {} receives, as template.yaml), one takes a Scheduled Event every \
              minute. Healthy fakes answer an Easemob send in {} ms and a Slack post in {} ms; \
              DynamoDB Local behind the counting proxy.\n",
             self.date,
+            self.side.route(),
             self.messages,
+            self.side.senders(),
             self.conversations,
             per_conversation,
             ARRIVAL_INSTANCES,
+            self.side.binary(),
             WAKEUP_CONCURRENCY,
             self.sqs,
             BATCH_SIZE,
@@ -893,7 +1048,7 @@ impl BacklogResult {
             self.dead_letters, self.wakeup_dead_letters
         );
 
-        let _ = writeln!(w, "### Where the drain's time goes\n");
+        let _ = writeln!(w, "#### Where the drain's time goes\n");
         let drain_secs = self.drain.map_or(0.0, |d| d.as_secs_f64());
         let _ = writeln!(
             w,
@@ -938,11 +1093,11 @@ impl BacklogResult {
             w,
             "- **Per conversation.** First message delivered after recovery (p50 / p90 / \
              max): {}; first → last message of a conversation: {} ({} messages strictly one \
-             after another, {} ms each at the fake Kefu alone).",
+             after another, {} ms each at the fake alone).",
             spread(&self.first_delivery),
             spread(&self.conversation_span),
             per_conversation,
-            EASEMOB_SEND.as_millis(),
+            self.side.speed().as_millis(),
         );
         let _ = writeln!(
             w,

@@ -118,8 +118,11 @@ async fn run(options: Options) -> Result<(), String> {
     // Whatever the file says besides what this run measures stays.
     let existing = std::fs::read_to_string(&out).unwrap_or_default();
     if let Some(backlog_options) = &options.backlog {
-        let result = backlog::run(backlog_options, &bins).await?;
-        let section = result.markdown();
+        let mut results = Vec::new();
+        for side in backlog::Side::BOTH {
+            results.push(backlog::run(backlog_options, side, &bins).await?);
+        }
+        let section = backlog::markdown(&results);
         std::fs::write(&out, backlog::with_section(&existing, &section))
             .map_err(|e| format!("{}: {e}", out.display()))?;
         println!("{section}");

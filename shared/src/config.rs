@@ -29,6 +29,9 @@ pub struct Duties {
     pub uses_easemob: bool,
     /// Verifies Easemob callbacks: `EASEMOB_CALLBACK_SECRET`.
     pub verifies_easemob_callbacks: bool,
+    /// Installs the app (OAuth): `SLACK_CLIENT_ID`, `SLACK_CLIENT_SECRET`.
+    /// Other functions take them when given, for bot-token rotation.
+    pub installs_app: bool,
 }
 
 impl Duties {
@@ -37,6 +40,7 @@ impl Duties {
         verifies_slack_requests: true,
         uses_easemob: true,
         verifies_easemob_callbacks: true,
+        installs_app: true,
     };
 }
 
@@ -109,8 +113,16 @@ impl Config {
         let table_name = read("TABLE_NAME", true);
         let slack_signing_secret =
             Secret::new(read("SLACK_SIGNING_SECRET", duties.verifies_slack_requests));
-        let slack_client_id = read("SLACK_CLIENT_ID", true);
-        let slack_client_secret = Secret::new(read("SLACK_CLIENT_SECRET", true));
+        // Outside the install, the app's credentials only serve bot-token
+        // rotation: kept when given, not required (docs/design.md §1).
+        let mut app_credential = |name: &'static str| match duties.installs_app {
+            true => read(name, true),
+            false => lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_default(),
+        };
+        let slack_client_id = app_credential("SLACK_CLIENT_ID");
+        let slack_client_secret = Secret::new(app_credential("SLACK_CLIENT_SECRET"));
         let easemob = duties.uses_easemob;
         let easemob_org = read("EASEMOB_ORG", easemob);
         let easemob_app = read("EASEMOB_APP", easemob);
@@ -280,6 +292,7 @@ mod tests {
             verifies_slack_requests: false,
             uses_easemob: false,
             verifies_easemob_callbacks: false,
+            installs_app: true,
         };
         let env: HashMap<&str, &str> = HashMap::from([
             ("TABLE_NAME", "bridge"),
@@ -299,8 +312,29 @@ mod tests {
         let callback = Duties {
             verifies_easemob_callbacks: true,
             uses_easemob: true,
+            installs_app: false,
             ..oauth_only
         };
+        // Without the app's credentials, a relaying function still starts
+        // (it only cannot rotate a bot token).
+        let relay_env: HashMap<&str, &str> = HashMap::from([
+            ("TABLE_NAME", "bridge"),
+            ("EASEMOB_ORG", "o"),
+            ("EASEMOB_APP", "a"),
+            ("EASEMOB_CLIENT_ID", "i"),
+            ("EASEMOB_CLIENT_SECRET", "s"),
+            ("EASEMOB_IM_SERVICE_NUMBER", "n"),
+            ("EASEMOB_CALLBACK_SECRET", "cb"),
+        ]);
+        let config =
+            Config::from_lookup_for(callback, |k| relay_env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.slack_client_id, "");
+        let err = Config::from_lookup_for(oauth_only, |k| relay_env.get(k).map(|v| v.to_string()))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Missing(vec!["SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"])
+        );
         let err =
             Config::from_lookup_for(callback, |k| env.get(k).map(|v| v.to_string())).unwrap_err();
         assert_eq!(

@@ -63,16 +63,19 @@ impl Function {
                 verifies_slack_requests: true,
                 uses_easemob: true,
                 verifies_easemob_callbacks: false,
+                installs_app: false,
             },
             Function::SlackOAuth => Duties {
                 verifies_slack_requests: false,
                 uses_easemob: false,
                 verifies_easemob_callbacks: false,
+                installs_app: true,
             },
             Function::EasemobCallback => Duties {
                 verifies_slack_requests: false,
                 uses_easemob: true,
                 verifies_easemob_callbacks: true,
+                installs_app: false,
             },
         }
     }
@@ -105,7 +108,12 @@ impl Function {
 
     pub async fn handle_http(self, bridge: &Bridge, request: &HttpRequest) -> HttpResponse {
         match self {
-            Function::SlackEvents if interactivity::is_interactivity_path(&request.path) => {
+            // Slack posts interactivity as a form; an app may give it the
+            // Events API URL too (docs/design.md §1).
+            Function::SlackEvents
+                if interactivity::is_interactivity_path(&request.path)
+                    || request.has_media_type("application/x-www-form-urlencoded") =>
+            {
                 interactivity::handle(bridge, request).await
             }
             Function::SlackEvents => slack_events::handle(bridge, request).await,
@@ -172,7 +180,7 @@ pub enum Incoming {
     Unrecognised(String),
 }
 
-pub fn classify(payload: Value) -> Incoming {
+pub fn classify(mut payload: Value) -> Incoming {
     let is_sqs = payload
         .get("Records")
         .and_then(|records| records.get(0))
@@ -186,6 +194,13 @@ pub fn classify(payload: Value) -> Incoming {
     }
     let is_scheduled = payload.get("detail-type").is_some() && payload.get("source").is_some();
     if is_scheduled {
+        // EventBridge always sends `detail` ({} for a schedule); a caller
+        // that leaves it out still means a scheduled run.
+        if let Some(event) = payload.as_object_mut() {
+            event
+                .entry("detail")
+                .or_insert_with(|| Value::Object(Default::default()));
+        }
         return match serde_json::from_value(payload) {
             Ok(event) => Incoming::Scheduled(Box::new(event)),
             Err(e) => Incoming::Unrecognised(format!("scheduled event: {e}")),
@@ -437,6 +452,10 @@ mod tests {
             "resources": [], "detail": {}
         });
         assert!(matches!(classify(payload), Incoming::Scheduled(_)));
+        // As the contract writes it, without `detail` or the envelope.
+        let minimal =
+            serde_json::json!({ "source": "aws.events", "detail-type": "Scheduled Event" });
+        assert!(matches!(classify(minimal), Incoming::Scheduled(_)));
         assert!(matches!(
             classify(serde_json::json!({"x": 1})),
             Incoming::Unrecognised(_)

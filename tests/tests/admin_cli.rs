@@ -245,9 +245,16 @@ async fn bad_input_exits_non_zero_with_one_line_and_changes_nothing() {
     }
     let run = app.admin(&["dead-letters", "replay", "not-an-id"]).await;
     assert_refused(&run, "not a dead letter id");
-    // Neither --all nor an id: a usage error.
-    let run = app.admin(&["dead-letters", "replay"]).await;
-    assert!(!run.status.success(), "{run:?}");
+    // Neither --all nor an id, or both: a usage error, in one line, exit 2.
+    for args in [
+        &["dead-letters", "replay"][..],
+        &["dead-letters", "purge", "--all", &known][..],
+        &["dead-letters", "resurrect"][..],
+    ] {
+        let run = app.admin(args).await;
+        assert_refused(&run, "see --help");
+        assert_eq!(run.status.code(), Some(2), "{run:?}");
+    }
 
     // A table that does not exist.
     let run = app
@@ -300,6 +307,13 @@ async fn installations_and_routes_as_json_and_tables_without_tokens() {
     let rows = installations.json();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["workspace"], TEAM);
+    assert_eq!(rows[0]["team_id"], TEAM);
+    assert!(
+        rows[0]["bot_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with('B')),
+        "{rows:?}"
+    );
     assert_eq!(rows[0]["needs_reinstall"], false);
     assert!(
         !installations.stdout.contains("xoxb") && !installations.stdout.contains("xoxe"),

@@ -914,3 +914,37 @@ async fn the_sample_events_are_signed_and_agree_with_the_bridge() {
     );
     assert_eq!(app.easemob.uploaded_files()[0].bytes, png);
 }
+
+/// Slack apps often give interactivity the Events API's request URL: a
+/// click posted to `/slack/events` (a signed form, as Slack sends it) is
+/// answered like one posted to `/slack/interactivity`.
+#[tokio::test]
+async fn a_click_posted_to_the_events_url_is_answered_too() {
+    let app = app().await;
+    let menu = post_menu(&app, DM_VISITOR, "m-menu-events-url").await;
+    let payload = click(TEAM, "U0ADA", &menu, "kefu_menu_item_1");
+    let request = signed_slack_request(
+        LOCAL_SLACK_SIGNING_SECRET,
+        "/slack/events",
+        "application/x-www-form-urlencoded",
+        &form_body(&payload),
+    );
+    let response = kefu_bridge::lambda::Function::SlackEvents
+        .handle_http(&app.bridge, &request)
+        .await;
+    assert_eq!(response.status, 200, "{response:?}");
+    let messages = app.easemob.messages();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(
+        messages[0]["msg"],
+        json!({ "type": "txt", "msg": "Refunds & returns" })
+    );
+    // Unsigned, it is refused there as anywhere.
+    let mut forged = request.clone();
+    forged.headers.remove("x-slack-signature");
+    let refused = kefu_bridge::lambda::Function::SlackEvents
+        .handle_http(&app.bridge, &forged)
+        .await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(app.easemob.messages().len(), 1);
+}

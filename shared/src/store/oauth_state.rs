@@ -95,7 +95,12 @@ impl Store {
         let Some(old) = old else {
             return Ok(ConsumedState::Unknown);
         };
-        let expires_at = old.n("valid_until").unwrap_or(0);
+        // The TTL attribute is the table's contract too: a record whose
+        // `expires_at` has passed is expired even before TTL deletes it.
+        let expires_at = old
+            .n("valid_until")
+            .unwrap_or(0)
+            .min(old.n("expires_at").unwrap_or(i64::MAX));
         if expires_at <= now_epoch_secs() {
             return Ok(ConsumedState::Expired);
         }
