@@ -94,7 +94,7 @@ async fn scenario(endpoint: String, suffix: &str) -> Vec<String> {
     let queue = client
         .create_queue()
         .queue_name(format!("contract-{suffix}"))
-        .attributes(QueueAttributeName::VisibilityTimeout, "4")
+        .attributes(QueueAttributeName::VisibilityTimeout, "6")
         .attributes(
             QueueAttributeName::RedrivePolicy,
             json!({ "deadLetterTargetArn": arn, "maxReceiveCount": 2 }).to_string(),
@@ -104,7 +104,7 @@ async fn scenario(endpoint: String, suffix: &str) -> Vec<String> {
         .expect("queue");
     let queue = queue.queue_url().unwrap().to_string();
 
-    for (body, delay) in [("now", 0), ("later", 1)] {
+    for (body, delay) in [("now", 0), ("later", 3)] {
         let sent = client
             .send_message()
             .queue_url(&queue)
@@ -136,7 +136,7 @@ async fn scenario(endpoint: String, suffix: &str) -> Vec<String> {
     let again = receive(&client, &queue, 10).await;
     seen.push(format!("{:?}", strip(&again)));
     // Received twice already: the next receive moves it to the dead letters.
-    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
     let none = receive(&client, &queue, 1).await;
     seen.push(format!("{:?}", strip(&none)));
     seen.push(format!("queue {:?}", counts(&client, &queue).await));
