@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kefu_bridge::clock::now_epoch_secs;
 use kefu_bridge::dynamo::DynamoError;
 use kefu_bridge::metrics::direction_dimension;
-use kefu_bridge::store::{DeadLetter, DeadLetterId, Store};
+use kefu_bridge::store::{DeadLetter, DeadLetterId, OutboxItem, Store};
 use serde::Serialize;
 
 use crate::cli::Selection;
@@ -162,11 +162,18 @@ pub async fn list(store: &Store, out: &mut dyn Write, json: bool) -> Result<(), 
 }
 
 /// The dead letters `selection` names: every one with `--all`; otherwise
-/// each named id, all of which must parse and exist (else nothing changes).
-async fn selected(store: &Store, selection: &Selection) -> Result<Vec<DeadLetter>, AdminError> {
+/// each named id, all of which must parse and exist (else nothing changes)
+/// — or, for a replay, already be back in the outbox where a replay run at
+/// the same time put it (returned apart: nothing left to do).
+async fn selected(
+    store: &Store,
+    action: Action,
+    selection: &Selection,
+) -> Result<(Vec<DeadLetter>, Vec<OutboxItem>), AdminError> {
     let store_error = |e| AdminError::from_store(store.table(), e);
     if selection.all {
-        return store.dead_letters().await.map_err(store_error);
+        let letters = store.dead_letters().await.map_err(store_error)?;
+        return Ok((letters, Vec::new()));
     }
     let ids = selection
         .ids
@@ -174,20 +181,29 @@ async fn selected(store: &Store, selection: &Selection) -> Result<Vec<DeadLetter
         .map(|raw| DeadLetterId::parse(raw).ok_or_else(|| AdminError::BadDeadLetterId(raw.clone())))
         .collect::<Result<Vec<_>, _>>()?;
     let mut letters: Vec<DeadLetter> = Vec::with_capacity(ids.len());
+    let mut replayed_meanwhile = Vec::new();
     let mut unknown = Vec::new();
     for id in ids {
         if letters.iter().any(|l| l.id() == id) {
             continue; // named twice
         }
-        match store.dead_letter(&id).await.map_err(store_error)? {
-            Some(letter) => letters.push(letter),
+        if let Some(letter) = store.dead_letter(&id).await.map_err(store_error)? {
+            letters.push(letter);
+            continue;
+        }
+        let waiting = match action {
+            Action::Replay => store.replayed(&id).await.map_err(store_error)?,
+            Action::Purge => None,
+        };
+        match waiting {
+            Some(item) => replayed_meanwhile.push(item),
             None => unknown.push(id.to_string()),
         }
     }
     if !unknown.is_empty() {
         return Err(AdminError::UnknownDeadLetters(unknown));
     }
-    Ok(letters)
+    Ok((letters, replayed_meanwhile))
 }
 
 /// Replays or purges the selected dead letters, one conditional write each,
@@ -200,14 +216,22 @@ pub async fn change(
     action: Action,
     selection: &Selection,
 ) -> Result<(), AdminError> {
-    let letters = selected(store, selection).await?;
+    let (letters, replayed_meanwhile) = selected(store, action, selection).await?;
     let row = |letter: &DeadLetter, outcome| ChangeRow {
         id: letter.id().to_string(),
         direction: direction_dimension(letter.item.direction),
         visitor: letter.item.visitor.clone(),
         outcome,
     };
-    let mut rows = Vec::with_capacity(letters.len());
+    let mut rows: Vec<ChangeRow> = replayed_meanwhile
+        .iter()
+        .map(|item| ChangeRow {
+            id: item.sort_key(),
+            direction: direction_dimension(item.direction),
+            visitor: item.visitor.clone(),
+            outcome: Outcome::AlreadyGone,
+        })
+        .collect();
     if selection.dry_run {
         let outcome = match action {
             Action::Replay => Outcome::WouldReplay,

@@ -164,6 +164,15 @@ async fn list_replay_twice_at_once_deliver_once_in_order_then_purge() {
         "each replayed exactly once: {one:?} {two:?}"
     );
 
+    // Named, as the loser of such a race finds it: already back in the
+    // outbox — success, "already gone", nothing written twice.
+    let late = app
+        .admin(&["dead-letters", "replay", &ids(&rows)[0], "--json"])
+        .await;
+    assert_success(&late);
+    assert_eq!(late.json()[0]["outcome"], "already_gone", "{late:?}");
+    assert_eq!(late.json()[0]["id"], ids(&rows)[0].as_str());
+
     // Exactly one outbox item per dead letter, due now, counted as pending.
     assert!(app.dead_letters().await.is_empty());
     let to_kefu = app.waiting(Direction::ToKefu).await;

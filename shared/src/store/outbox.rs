@@ -856,6 +856,13 @@ impl Store {
         Ok(record.as_ref().and_then(DeadLetter::from_record))
     }
 
+    /// The outbox record a replay of dead letter `id` put back in its old
+    /// place, while it still waits there (another replay got there first).
+    pub async fn replayed(&self, id: &DeadLetterId) -> Result<Option<OutboxItem>, DynamoError> {
+        let record = self.get(Self::key(OUTBOX_PK, id.sort_key())).await?;
+        Ok(record.as_ref().and_then(OutboxItem::from_item))
+    }
+
     /// Puts a dead letter back into the outbox, due at `now`, with a fresh
     /// start (no attempts, a new 48 h) and the parts already delivered
     /// skipped. One transaction moves it: the dead letter goes only if it is
