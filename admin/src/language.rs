@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::AdminError;
 use crate::output::{print_rows, Row};
-use crate::routes::{installed, workspace};
+use crate::routes::{installed, workspace, workspaces};
 
 #[derive(Debug, Serialize)]
 pub struct LanguageRow {
@@ -55,16 +55,7 @@ pub async fn list(
     json: bool,
     team: Option<&str>,
 ) -> Result<(), AdminError> {
-    let keys = match team {
-        Some(team) => vec![workspace(team)?],
-        None => store
-            .installations()
-            .await
-            .map_err(|e| AdminError::from_store(store.table(), e))?
-            .into_iter()
-            .map(|installation| installation.key)
-            .collect(),
-    };
+    let keys = workspaces(store, team).await?;
     print_languages(store, out, json, &keys).await
 }
 

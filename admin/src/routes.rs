@@ -112,7 +112,16 @@ pub async fn list(
     json: bool,
     team: Option<&str>,
 ) -> Result<(), AdminError> {
-    let keys = match team {
+    let keys = workspaces(store, team).await?;
+    print_routes(store, out, json, &keys).await
+}
+
+/// The workspace `team` names, or every installed one.
+pub(crate) async fn workspaces(
+    store: &Store,
+    team: Option<&str>,
+) -> Result<Vec<WorkspaceKey>, AdminError> {
+    Ok(match team {
         Some(team) => vec![workspace(team)?],
         None => store
             .installations()
@@ -121,8 +130,7 @@ pub async fn list(
             .into_iter()
             .map(|installation| installation.key)
             .collect(),
-    };
-    print_routes(store, out, json, &keys).await
+    })
 }
 
 async fn print_routes(

@@ -11,6 +11,7 @@ use bridge_tests::dynamodb_local;
 use bridge_tests::fake_server::Fault;
 use bridge_tests::oauth_kit::LogRecorder;
 use bridge_tests::TestApp;
+use kefu_bridge::dynamo::item::str_attr;
 use kefu_bridge::relay::outbox;
 use kefu_bridge::store::{Direction, WorkspaceKey};
 use serde_json::json;
@@ -195,4 +196,43 @@ async fn a_warm_message_costs_two_dynamodb_round_trips_each_way() {
             .all(|p| p["thread_ts"] == "100.0001"),
         "channel replies go to the visitor's thread: {posted:?}"
     );
+}
+
+/// A conversation record lost while its messages wait (its counter with
+/// it): the next message continues after the last one stored, never
+/// overwriting it, and all go in order (store/outbox.rs, the sequence
+/// reseeded from the conversation's last waiting message).
+#[tokio::test]
+async fn a_lost_conversation_counter_continues_after_the_last_waiting_message() {
+    let app = TestApp::start().await;
+    app.install(TEAM, SCOPES).await;
+    app.add_user("U0SEQ", "seq", "Seq Visitor");
+    app.easemob.fail_always("messages", Fault::Status(503));
+    for (i, text) in ["one", "two"].into_iter().enumerate() {
+        let event = dm(&format!("EvSEQ{i}"), "U0SEQ", text, &format!("{i}.5"));
+        assert_eq!(app.slack_event(&event).await.status, 200);
+    }
+    let visitor = app.waiting(Direction::ToKefu).await[0].visitor.clone();
+    bridge_tests::app::local_dynamodb(&app.dynamodb_endpoint)
+        .delete_item()
+        .table_name(&app.table)
+        .key("pk", str_attr(format!("WORKSPACE#{TEAM}")))
+        .key("sk", str_attr(format!("CONVERSATION#{visitor}")))
+        .send()
+        .await
+        .expect("conversation record deleted");
+
+    let event = dm("EvSEQ2", "U0SEQ", "three", "2.5");
+    assert_eq!(app.slack_event(&event).await.status, 200);
+    let seqs: Vec<u64> = app
+        .waiting(Direction::ToKefu)
+        .await
+        .iter()
+        .map(|item| item.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    app.easemob.heal();
+    app.make_due().await;
+    app.drain(Direction::ToKefu).await;
+    assert_eq!(app.easemob.texts(), vec!["one", "two", "three"]);
 }

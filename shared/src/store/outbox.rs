@@ -298,6 +298,13 @@ pub(super) fn conversation_key(workspace: &WorkspaceKey, visitor: &str) -> Item 
     Store::key(workspace.pk(), format!("CONVERSATION#{visitor}"))
 }
 
+/// Which end of a conversation's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    First,
+    Last,
+}
+
 /// The sort keys of one conversation's messages lie in `[first, last]`.
 fn conversation_range(direction: Direction, visitor: &str) -> (String, String) {
     let prefix = format!("{}#{visitor}#", direction.tag());
@@ -437,24 +444,9 @@ impl Store {
 
     /// Sets the counter past the conversation's last stored sequence number.
     async fn reseed_seq(&self, new: &NewOutboxItem) -> Result<u64, DynamoError> {
-        let (first, last) = conversation_range(new.direction, &new.visitor);
-        let out = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
-            .expression_attribute_values(":pk", str_attr(OUTBOX_PK))
-            .expression_attribute_values(":first", str_attr(first))
-            .expression_attribute_values(":last", str_attr(last))
-            .projection_expression("sk")
-            .scan_index_forward(false)
-            .limit(1)
-            .consistent_read(true)
-            .send()
-            .await?;
-        let last = out
-            .items()
-            .first()
+        let last = self
+            .conversation_end(new.direction, &new.visitor, End::Last, "sk")
+            .await?
             .and_then(|item| item.s("sk")?.rsplit('#').next()?.parse().ok())
             .unwrap_or(0u64);
         let next = last + 1;
@@ -573,6 +565,21 @@ impl Store {
         direction: Direction,
         visitor: &str,
     ) -> Result<Option<i64>, DynamoError> {
+        let first = self
+            .conversation_end(direction, visitor, End::First, "next_attempt_at")
+            .await?;
+        Ok(first.and_then(|item| item.n("next_attempt_at")))
+    }
+
+    /// The `projection` of one end of a conversation's waiting messages
+    /// (one strongly consistent Query with `Limit` 1).
+    async fn conversation_end(
+        &self,
+        direction: Direction,
+        visitor: &str,
+        end: End,
+        projection: &str,
+    ) -> Result<Option<Item>, DynamoError> {
         let (first, last) = conversation_range(direction, visitor);
         let out = self
             .db
@@ -582,15 +589,13 @@ impl Store {
             .expression_attribute_values(":pk", str_attr(OUTBOX_PK))
             .expression_attribute_values(":first", str_attr(first))
             .expression_attribute_values(":last", str_attr(last))
-            .projection_expression("next_attempt_at")
+            .projection_expression(projection)
+            .scan_index_forward(end == End::First)
             .limit(1)
             .consistent_read(true)
             .send()
             .await?;
-        Ok(out
-            .items()
-            .first()
-            .and_then(|item| item.n("next_attempt_at")))
+        Ok(out.items.unwrap_or_default().into_iter().next())
     }
 
     /// Takes the drain lease of one conversation in one direction until
