@@ -217,32 +217,28 @@ pub async fn change(
     selection: &Selection,
 ) -> Result<(), AdminError> {
     let (letters, replayed_meanwhile) = selected(store, action, selection).await?;
-    let row = |letter: &DeadLetter, outcome| ChangeRow {
-        id: letter.id().to_string(),
-        direction: direction_dimension(letter.item.direction),
-        visitor: letter.item.visitor.clone(),
+    // A dead letter's id is its message's place, in the outbox as here.
+    let row = |item: &OutboxItem, outcome| ChangeRow {
+        id: item.sort_key(),
+        direction: direction_dimension(item.direction),
+        visitor: item.visitor.clone(),
         outcome,
     };
     let mut rows: Vec<ChangeRow> = replayed_meanwhile
         .iter()
-        .map(|item| ChangeRow {
-            id: item.sort_key(),
-            direction: direction_dimension(item.direction),
-            visitor: item.visitor.clone(),
-            outcome: Outcome::AlreadyGone,
-        })
+        .map(|item| row(item, Outcome::AlreadyGone))
         .collect();
     if selection.dry_run {
         let outcome = match action {
             Action::Replay => Outcome::WouldReplay,
             Action::Purge => Outcome::WouldPurge,
         };
-        rows.extend(letters.iter().map(|l| row(l, outcome)));
+        rows.extend(letters.iter().map(|l| row(&l.item, outcome)));
     } else {
         let progress = progress_bar(letters.len(), action);
         for (done, letter) in letters.iter().enumerate() {
             match apply(store, action, letter).await {
-                Ok(outcome) => rows.push(row(letter, outcome)),
+                Ok(outcome) => rows.push(row(&letter.item, outcome)),
                 Err(error) => {
                     progress.abandon();
                     print_rows(out, json, &rows, "")?;

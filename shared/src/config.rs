@@ -115,11 +115,14 @@ impl Config {
             Secret::new(read("SLACK_SIGNING_SECRET", duties.verifies_slack_requests));
         // Outside the install, the app's credentials only serve bot-token
         // rotation: kept when given, not required (docs/design.md §1).
-        let mut app_credential = |name: &'static str| match duties.installs_app {
-            true => read(name, true),
-            false => lookup(name)
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_default(),
+        let mut app_credential = |name: &'static str| {
+            if duties.installs_app {
+                read(name, true)
+            } else {
+                lookup(name)
+                    .filter(|v| !v.trim().is_empty())
+                    .unwrap_or_default()
+            }
         };
         let slack_client_id = app_credential("SLACK_CLIENT_ID");
         let slack_client_secret = Secret::new(app_credential("SLACK_CLIENT_SECRET"));

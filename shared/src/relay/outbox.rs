@@ -103,8 +103,7 @@ pub fn backoff_secs(failures: u32, jitter: u16) -> i64 {
 /// `Retry-After` (capped at the longest backoff).
 pub fn retry_at(now: i64, failures: u32, retry_after: Option<u64>) -> i64 {
     let jitter = u16::from_le_bytes(spread_bytes::<2>());
-    let asked = retry_after.map_or(0, |s| s.min(MAX_BACKOFF_SECS as u64) as i64);
-    now + backoff_secs(failures, jitter).max(asked)
+    (now + backoff_secs(failures, jitter)).max(not_before(now, retry_after).unwrap_or(now))
 }
 
 /// The other side's `Retry-After` as a time: no attempt before it, even when
